@@ -1,0 +1,42 @@
+# Two entry points do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# fairseq 0.12.2 does not import on Python >= 3.11; fairseq-fixed is upstream with that fix.
+FAIRSEQ := $(shell $(PYTHON) -c 'import sys; print("fairseq-fixed==0.12.3.1" if sys.version_info >= (3, 11) else "fairseq==0.12.2")')
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: setup demo test bench-cpu kernel-report clean-venv
+
+setup: $(STAMP)
+
+# torch goes first and everything after it runs with --no-deps or against the
+# installed torch, so pip never resolves torch itself (that pulls CUDA wheels).
+# fairseq is built without isolation so that it compiles against this torch.
+$(STAMP): pyproject.toml requirements.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -c constraints.txt cython numpy setuptools wheel
+	$(PIP) install -q -c constraints.txt --no-build-isolation --no-deps $(FAIRSEQ)
+	$(PIP) install -q -c constraints.txt -r requirements.txt
+	$(PIP) install -q --no-build-isolation --no-deps -e .
+	$(PY) -c "import fairseq, lightconv_plugin, lightconv_kernels"
+	touch $@
+
+demo: $(STAMP)
+	bash recipes/toy/run.sh
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench-cpu: $(STAMP)
+	$(PY) scripts/bench_cpu.py
+
+kernel-report: $(STAMP)
+	$(PY) scripts/kernel_report.py
+
+clean-venv:
+	rm -rf $(VENV)

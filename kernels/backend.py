@@ -1,0 +1,45 @@
+"""Choice between the Triton kernels and the PyTorch reference path.
+
+``LIGHTCONV_BACKEND`` is read at every call so that tests and users can switch
+without re-importing:
+
+* ``auto`` (default): CUDA tensors use Triton, everything else PyTorch.
+* ``triton``: always Triton. CPU tensors then need ``TRITON_INTERPRET=1`` set
+  before the kernels are first imported (the Triton interpreter).
+* ``torch``: always the PyTorch reference path (on any device).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+ENV_VAR = "LIGHTCONV_BACKEND"
+CHOICES = ("auto", "triton", "torch")
+
+
+def requested() -> str:
+    value = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+    if value not in CHOICES:
+        raise ValueError(f"{ENV_VAR}={value!r}: expected one of {', '.join(CHOICES)}")
+    return value
+
+
+def interpreter_enabled() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def use_triton(x: torch.Tensor) -> bool:
+    """True when the call on ``x`` must go to the Triton kernels."""
+    choice = requested()
+    if choice == "torch":
+        return False
+    if choice == "auto":
+        return x.is_cuda
+    if not x.is_cuda and not interpreter_enabled():
+        raise ValueError(
+            f"{ENV_VAR}=triton with a tensor on device {x.device}: Triton runs CPU tensors only "
+            "under TRITON_INTERPRET=1 (set before lightconv_kernels is imported)"
+        )
+    return True

@@ -1,0 +1,180 @@
+"""Public lightweight and dynamic convolution, registered as torch custom ops.
+
+Both public functions validate their arguments, then call one custom op,
+``lightconv_kernels::conv``, whose weight is either shared (H, K) or per
+position (B, T, H, K). Registering it with ``torch.library`` keeps
+``torch.compile`` from breaking the graph at the op, and lets autograd call a
+second op for the backward pass. Which implementation runs (Triton kernels or
+the PyTorch path) is decided per call by :mod:`lightconv_kernels.backend`.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .. import backend, checks
+from . import reference
+
+
+def _impl(x: torch.Tensor):
+    if backend.use_triton(x):
+        from . import triton_impl
+
+        return triton_impl
+    return reference
+
+
+@torch.library.custom_op("lightconv_kernels::conv", mutates_args=())
+def _conv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    padding_l: int,
+    weight_softmax: bool,
+    dropout_p: float,
+    seed: Optional[torch.Tensor],
+) -> torch.Tensor:
+    return _impl(x).forward(x, weight, padding_l, weight_softmax, dropout_p, seed)
+
+
+@_conv.register_fake
+def _(x, weight, padding_l, weight_softmax, dropout_p, seed):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("lightconv_kernels::conv_backward", mutates_args=())
+def _conv_backward(
+    grad_out: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    padding_l: int,
+    weight_softmax: bool,
+    dropout_p: float,
+    seed: Optional[torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return _impl(x).backward(grad_out, x, weight, padding_l, weight_softmax, dropout_p, seed)
+
+
+@_conv_backward.register_fake
+def _(grad_out, x, weight, padding_l, weight_softmax, dropout_p, seed):
+    return torch.empty_like(x), torch.empty_like(weight)
+
+
+def _setup_context(ctx, inputs, output):
+    x, weight, padding_l, weight_softmax, dropout_p, seed = inputs
+    ctx.save_for_backward(x, weight, seed)
+    ctx.config = (padding_l, weight_softmax, dropout_p)
+
+
+def _backward(ctx, grad_out):
+    x, weight, seed = ctx.saved_tensors
+    grad_x, grad_w = _conv_backward(grad_out.contiguous(), x, weight, *ctx.config, seed)
+    return grad_x, grad_w, None, None, None, None
+
+
+_conv.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _check_common(x, padding_l, K, weight_softmax, weight_dropout, training):
+    checks.check_int("kernel size K (weight.shape[-1])", K, 1)
+    checks.check_int("padding_l", padding_l, 0, K - 1)
+    if not isinstance(weight_softmax, bool):
+        checks.fail("weight_softmax", weight_softmax, "a bool")
+    if not isinstance(training, bool):
+        checks.fail("training", training, "a bool")
+    checks.check_probability("weight_dropout", weight_dropout)
+
+
+def _check_heads(C: int, H: int):
+    if H < 1 or C % H != 0:
+        checks.fail("number of heads H (weight.shape[-2])", H, f"a divisor of C={C}")
+
+
+def _seed(x, weight_dropout, training):
+    if not training or weight_dropout == 0:
+        return 0.0, None
+    return float(weight_dropout), torch.randint(0, 2**62, (1,), device=x.device)
+
+
+def lightweight_conv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    padding_l: int,
+    *,
+    weight_softmax: bool = True,
+    weight_dropout: float = 0.0,
+    training: bool = False,
+) -> torch.Tensor:
+    """Depthwise convolution with one K-tap kernel per head, shared over time.
+
+    ``out[b, t, c] = sum_k w[h, k] * x[b, t + k - padding_l, c]`` with head
+    ``h = c // (C // H)``, zero outside ``[0, T)``, and ``w = softmax(weight)``
+    over K when ``weight_softmax``. With ``training`` and ``weight_dropout > 0``
+    the normalised taps go through DropConnect (drop, then rescale by 1/(1-p)).
+
+    Args:
+        x: (B, T, C), float32, float16 or bfloat16.
+        weight: (H, K) with H dividing C; any supported dtype.
+        padding_l: taps to the left of the output position, 0 <= padding_l <= K - 1
+            (K - 1 is causal, (K - 1) // 2 centred).
+
+    Returns:
+        (B, T, C) in the dtype of ``x``; accumulation is float32.
+
+    Example:
+        >>> x = torch.randn(2, 10, 8)
+        >>> w = torch.randn(4, 3)        # 4 heads of 2 channels, K = 3
+        >>> lightweight_conv(x, w, padding_l=1).shape
+        torch.Size([2, 10, 8])
+    """
+    checks.check_tensor("x", x, 3)
+    checks.check_tensor("weight", weight, 2)
+    checks.check_same_device(x=x, weight=weight)
+    H, K = weight.shape
+    _check_heads(x.shape[2], H)
+    _check_common(x, padding_l, K, weight_softmax, weight_dropout, training)
+    p, seed = _seed(x, weight_dropout, training)
+    return _conv(x.contiguous(), weight.contiguous(), padding_l, weight_softmax, p, seed)
+
+
+def dynamic_conv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    padding_l: int,
+    *,
+    weight_softmax: bool = True,
+    weight_dropout: float = 0.0,
+    training: bool = False,
+) -> torch.Tensor:
+    """Depthwise convolution with a K-tap kernel per position and head.
+
+    ``out[b, t, c] = sum_k w[b, t, h, k] * x[b, t + k - padding_l, c]`` with
+    ``h = c // (C // H)``; otherwise as :func:`lightweight_conv`. The weight is
+    usually predicted from x itself (DynamicConv: a Linear C -> H*K).
+
+    Args:
+        x: (B, T, C), float32, float16 or bfloat16.
+        weight: (B, T, H, K), logits when ``weight_softmax``.
+        padding_l: 0 <= padding_l <= K - 1.
+
+    Returns:
+        (B, T, C) in the dtype of ``x``.
+
+    Example:
+        >>> x = torch.randn(2, 10, 8)
+        >>> w = torch.randn(2, 10, 4, 5)
+        >>> dynamic_conv(x, w, padding_l=4).shape   # causal, K = 5
+        torch.Size([2, 10, 8])
+    """
+    checks.check_tensor("x", x, 3)
+    checks.check_tensor("weight", weight, 4)
+    checks.check_same_device(x=x, weight=weight)
+    B, T, C = x.shape
+    if tuple(weight.shape[:2]) != (B, T):
+        checks.fail("weight.shape", tuple(weight.shape), f"(B, T, H, K) with B={B}, T={T}")
+    H, K = weight.shape[2:]
+    _check_heads(C, H)
+    _check_common(x, padding_l, K, weight_softmax, weight_dropout, training)
+    p, seed = _seed(x, weight_dropout, training)
+    return _conv(x.contiguous(), weight.contiguous(), padding_l, weight_softmax, p, seed)

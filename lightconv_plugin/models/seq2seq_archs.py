@@ -1,0 +1,86 @@
+"""Named architectures of ``lcp_seq2seq``: every defaults table in one place.
+
+Names say the convolution type and the setting. fairseq already owns
+``lightconv_*``, so LightConv models are ``lightweightconv_*`` and DynamicConv
+models ``dynamicconv_*``. Values are the papers' (Wu et al., 2019, and the
+authors' released fairseq configurations); training hyper-parameters that are
+not part of the model (optimizer, lr, batch) are in the recipes and README.
+"""
+
+from __future__ import annotations
+
+from .options import WU2019_CONV_TYPES, expand_size_list, register_architectures, set_defaults
+
+MODEL = "lcp_seq2seq"
+
+ENC_KERNELS = [3, 7, 15, 31, 31, 31, 31]
+DEC_KERNELS = [3, 7, 15, 31, 31, 31]
+
+
+def base_architecture(args):
+    set_defaults(args, {
+        "dropout": 0.1, "attention_dropout": 0.0, "relu_dropout": 0.0, "input_dropout": 0.1,
+        "weight_softmax": True, "activation_fn": "relu",
+        "encoder_conv_type": "dynamic", "encoder_embed_dim": 512, "encoder_ffn_embed_dim": 2048,
+        "encoder_layers": 7, "encoder_attention_heads": 8, "encoder_kernel_size_list": ENC_KERNELS,
+        "encoder_glu": True, "encoder_normalize_before": False, "encoder_learned_pos": False,
+        "decoder_layers": 6, "decoder_kernel_size_list": DEC_KERNELS,
+        "decoder_normalize_before": False, "decoder_learned_pos": False,
+        "share_decoder_input_output_embed": False, "share_all_embeddings": False,
+        "no_token_positional_embeddings": False, "adaptive_softmax_cutoff": None,
+        "adaptive_softmax_dropout": 0.0,
+    })
+    # Defaults that follow from the ones above.
+    set_defaults(args, {
+        "weight_dropout": args.attention_dropout,
+        "encoder_conv_dim": args.encoder_embed_dim,
+        "decoder_conv_type": args.encoder_conv_type,
+        "decoder_embed_dim": args.encoder_embed_dim,
+        "decoder_ffn_embed_dim": args.encoder_ffn_embed_dim,
+        "decoder_attention_heads": args.encoder_attention_heads,
+        "decoder_glu": args.encoder_glu,
+    })
+    set_defaults(args, {
+        "decoder_conv_dim": args.decoder_embed_dim,
+        "decoder_input_dim": args.decoder_embed_dim,
+        "decoder_output_dim": args.decoder_embed_dim,
+    })
+    expand_size_list(args, "encoder")
+    expand_size_list(args, "decoder")
+
+
+BIG = {"encoder_embed_dim": 1024, "encoder_ffn_embed_dim": 4096, "encoder_attention_heads": 16,
+       "attention_dropout": 0.1, "weight_dropout": 0.1, "dropout": 0.3,
+       "encoder_glu": True, "decoder_glu": True}
+
+# setting -> model defaults shared by LightConv and DynamicConv.
+SETTINGS = {
+    "iwslt_de_en": {
+        "encoder_embed_dim": 512, "encoder_ffn_embed_dim": 1024, "encoder_attention_heads": 4,
+        "encoder_layers": 7, "decoder_layers": 6, "dropout": 0.3, "attention_dropout": 0.1,
+        "weight_dropout": 0.1, "input_dropout": 0.0, "encoder_glu": False, "decoder_glu": False,
+    },
+    "wmt16_en_de": {},  # the base configuration (d=512)
+    "wmt16_en_de_big": BIG,
+    "wmt14_en_fr_big": {**BIG, "dropout": 0.1},
+    "wmt17_zh_en_big": {**BIG, "dropout": 0.2, "attention_dropout": 0.2, "weight_dropout": 0.2},
+    "cnn_dailymail": {
+        "dropout": 0.3, "attention_dropout": 0.1, "weight_dropout": 0.1,
+        "max_source_positions": 1024, "max_target_positions": 1024,
+    },
+    # Small enough to train on two CPU cores in minutes (recipes/toy).
+    "toy": {
+        "encoder_embed_dim": 128, "encoder_ffn_embed_dim": 256, "encoder_attention_heads": 4,
+        "encoder_layers": 2, "decoder_layers": 2, "encoder_kernel_size_list": [7, 15],
+        "decoder_kernel_size_list": [7, 15], "dropout": 0.1, "attention_dropout": 0.0,
+        "weight_dropout": 0.0, "input_dropout": 0.0,
+    },
+}
+
+ARCHITECTURES = {
+    f"{prefix}_{setting}": {**defaults, "encoder_conv_type": conv, "decoder_conv_type": conv}
+    for prefix, conv in WU2019_CONV_TYPES.items()
+    for setting, defaults in SETTINGS.items()
+}
+
+register_architectures(MODEL, base_architecture, {MODEL: {}, **ARCHITECTURES})

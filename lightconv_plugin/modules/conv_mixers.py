@@ -1,0 +1,118 @@
+"""Sequence mixers built on the lightweight and dynamic convolution ops.
+
+A mixer maps (B, T, C) to (B, T, C) along time. Blocks call ``forward`` on
+whole sequences and ``step`` during incremental decoding, where ``state`` is
+whatever the mixer needs to produce the next position (here the last K - 1
+inputs, a bounded buffer) and must be a dict of tensors with batch first so
+that beam search can reorder it with ``index_select``.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lightconv_kernels import dynamic_conv, lightweight_conv
+
+State = Dict[str, torch.Tensor]
+
+
+def encoder_padding_l(kernel_size: int) -> int:
+    # Centred; for even K the extra tap goes to the right.
+    return (kernel_size - 1) // 2
+
+
+class _KTapMixer(nn.Module):
+    """Shared parts of the two K-tap convolutions: config and the decoding buffer."""
+
+    def __init__(self, dim: int, num_heads: int, kernel_size: int, causal: bool,
+                 weight_softmax: bool = True, weight_dropout: float = 0.0):
+        super().__init__()
+        if dim % num_heads != 0:
+            raise ValueError(f"num_heads={num_heads}: must divide the convolution dim {dim}")
+        if kernel_size < 1:
+            raise ValueError(f"kernel_size={kernel_size}: must be >= 1")
+        self.dim, self.num_heads, self.kernel_size = dim, num_heads, kernel_size
+        self.causal = causal
+        self.padding_l = kernel_size - 1 if causal else encoder_padding_l(kernel_size)
+        self.weight_softmax = weight_softmax
+        self.weight_dropout = weight_dropout
+
+    def _taps(self, logits: torch.Tensor) -> torch.Tensor:
+        w = logits.float()
+        if self.weight_softmax:
+            w = torch.softmax(w, dim=-1)
+        return w
+
+    def _window(self, x_t: torch.Tensor, state: Optional[State]) -> torch.Tensor:
+        """The last K inputs (B, K, C), zeros before the start of the sequence."""
+        B, _, C = x_t.shape
+        if state is None:
+            prev = x_t.new_zeros(B, self.kernel_size - 1, C)
+        else:
+            prev = state["window"]
+        return torch.cat([prev, x_t], dim=1)
+
+    def _apply_window(self, window: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+        """taps (B, H, K) over window (B, K, C) -> (B, 1, C) in the dtype of window."""
+        B, K, C = window.shape
+        w = window.float().view(B, K, self.num_heads, C // self.num_heads)
+        out = torch.einsum("bkhr,bhk->bhr", w, taps)
+        return out.reshape(B, 1, C).to(window.dtype)
+
+    def step(self, x_t: torch.Tensor, state: Optional[State]):
+        if not self.causal:
+            raise RuntimeError("step() is for causal (decoder) mixers")
+        window = self._window(x_t, state)
+        out = self._apply_window(window, self._step_taps(x_t))
+        return out, {"window": window[:, 1:]}
+
+    def extra_repr(self):
+        return (f"dim={self.dim}, heads={self.num_heads}, kernel_size={self.kernel_size}, "
+                f"padding_l={self.padding_l}, weight_softmax={self.weight_softmax}, "
+                f"weight_dropout={self.weight_dropout}")
+
+
+class LightweightConvMixer(_KTapMixer):
+    """One softmax-normalised K-tap kernel per head, shared by all positions."""
+
+    def __init__(self, dim, num_heads, kernel_size, causal, **kw):
+        super().__init__(dim, num_heads, kernel_size, causal, **kw)
+        self.weight = nn.Parameter(torch.empty(num_heads, kernel_size))
+        nn.init.xavier_uniform_(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return lightweight_conv(x, self.weight, self.padding_l, weight_softmax=self.weight_softmax,
+                                weight_dropout=self.weight_dropout, training=self.training)
+
+    def _step_taps(self, x_t):
+        return self._taps(self.weight).unsqueeze(0).expand(x_t.shape[0], -1, -1)
+
+
+class DynamicConvMixer(_KTapMixer):
+    """A K-tap kernel per position and head, predicted from that position alone."""
+
+    def __init__(self, dim, num_heads, kernel_size, causal, **kw):
+        super().__init__(dim, num_heads, kernel_size, causal, **kw)
+        self.weight_proj = nn.Linear(dim, num_heads * kernel_size, bias=False)
+        nn.init.xavier_uniform_(self.weight_proj.weight)
+
+    def _logits(self, x):
+        B, T, _ = x.shape
+        return self.weight_proj(x).view(B, T, self.num_heads, self.kernel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dynamic_conv(x, self._logits(x), self.padding_l, weight_softmax=self.weight_softmax,
+                            weight_dropout=self.weight_dropout, training=self.training)
+
+    def _step_taps(self, x_t):
+        return self._taps(self._logits(x_t)[:, 0])
+
+
+def build_ktap_mixer(conv_type: str, dim: int, num_heads: int, size: int, causal: bool, args):
+    cls = {"lightweight": LightweightConvMixer, "dynamic": DynamicConvMixer}[conv_type]
+    return cls(dim, num_heads, size, causal, weight_softmax=args.weight_softmax,
+               weight_dropout=args.weight_dropout)

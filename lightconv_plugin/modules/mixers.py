@@ -1,0 +1,22 @@
+"""Registry of convolution types: ``--{encoder,decoder}-conv-type`` picks one.
+
+A builder takes (conv_type, dim, num_heads, size, causal, args) where ``size``
+is the layer's entry of ``--{encoder,decoder}-kernel-size-list`` (the kernel
+width K, or the maximum window offset for TaLK) and returns a mixer module
+with ``forward(x)`` and, when causal, ``step(x_t, state)``.
+"""
+
+from __future__ import annotations
+
+from .conv_mixers import build_ktap_mixer
+
+MIXER_BUILDERS = {
+    "lightweight": build_ktap_mixer,
+    "dynamic": build_ktap_mixer,
+}
+
+
+def build_mixer(conv_type: str, dim: int, num_heads: int, size: int, causal: bool, args):
+    if conv_type not in MIXER_BUILDERS:
+        raise ValueError(f"conv_type={conv_type!r}: expected one of {sorted(MIXER_BUILDERS)}")
+    return MIXER_BUILDERS[conv_type](conv_type, dim, num_heads, size, causal, args)
