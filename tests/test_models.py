@@ -1,0 +1,171 @@
+"""Model-level properties of lcp_seq2seq and lcp_lm, built directly (no training).
+
+* every named architecture registers under our model and builds;
+* step-by-step decoding equals the full forward pass, with beam reordering
+  in between (fairseq issue #3908 is this bug in fairseq's own LightConv);
+* padded positions change no output at a real position;
+* bad configurations raise one clear error.
+"""
+
+import argparse
+
+import pytest
+import torch
+from fairseq.data import Dictionary
+from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY
+
+import lightconv_plugin  # noqa: F401  (registers the models)
+from lightconv_plugin.models import lm_archs, seq2seq_archs
+from lightconv_plugin.models.lm import ConvLanguageModel
+from lightconv_plugin.models.seq2seq import ConvSeq2SeqModel
+
+CONV_TYPES = ["lightweight", "dynamic"]
+
+
+class FakeTask:
+    def __init__(self, vocab=30):
+        d = Dictionary()
+        for i in range(vocab):
+            d.add_symbol(f"w{i}")
+        self.source_dictionary = self.target_dictionary = self.dictionary = d
+
+
+def build(arch, task=None, **overrides):
+    args = argparse.Namespace(arch=arch, max_source_positions=256, max_target_positions=256,
+                              tokens_per_sample=256, **overrides)
+    ARCH_CONFIG_REGISTRY[arch](args)
+    model = ARCH_MODEL_REGISTRY[arch].build_model(args, task or FakeTask())
+    return model.eval()
+
+
+def small(conv_type, **kw):
+    return dict(encoder_conv_type=conv_type, decoder_conv_type=conv_type, encoder_embed_dim=16,
+                encoder_ffn_embed_dim=32, encoder_attention_heads=4, encoder_layers=2,
+                decoder_layers=2, encoder_kernel_size_list=[3, 4], decoder_kernel_size_list=[3, 5], **kw)
+
+
+def tokens(task, B, T, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    d = task.source_dictionary
+    return torch.randint(d.nspecial, len(d), (B, T), generator=g)
+
+
+def test_every_named_architecture_is_ours_and_fairseqs_are_untouched():
+    ours = {**seq2seq_archs.ARCHITECTURES, **lm_archs.ARCHITECTURES}
+    for name in ours:
+        assert ARCH_MODEL_REGISTRY[name] in (ConvSeq2SeqModel, ConvLanguageModel), name
+    assert ARCH_MODEL_REGISTRY["lightconv"].__module__.startswith("fairseq.")
+    assert ARCH_MODEL_REGISTRY["lightconv_lm_gbw"].__module__.startswith("fairseq.")
+
+
+@pytest.mark.parametrize("arch", sorted(seq2seq_archs.ARCHITECTURES) + sorted(lm_archs.ARCHITECTURES))
+def test_named_architecture_builds_with_its_defaults(arch):
+    args = argparse.Namespace(arch=arch)
+    ARCH_CONFIG_REGISTRY[arch](args)
+    table = {**seq2seq_archs.ARCHITECTURES, **lm_archs.ARCHITECTURES}[arch]
+    for key, value in table.items():
+        assert getattr(args, key) == value, key
+    assert len(args.decoder_kernel_size_list) == args.decoder_layers
+
+
+def test_iwslt_architecture_has_the_papers_shape():
+    args = argparse.Namespace()
+    ARCH_CONFIG_REGISTRY["dynamicconv_iwslt_de_en"](args)
+    assert (args.encoder_embed_dim, args.encoder_ffn_embed_dim, args.encoder_attention_heads) == (512, 1024, 4)
+    assert args.encoder_kernel_size_list == [3, 7, 15, 31, 31, 31, 31]
+    assert args.decoder_kernel_size_list == [3, 7, 15, 31, 31, 31]
+    assert args.encoder_conv_type == args.decoder_conv_type == "dynamic"
+    assert (args.dropout, args.weight_dropout, args.encoder_glu) == (0.3, 0.1, False)
+
+
+def _step_by_step(model, prev, encoder_out=None, reorder_at=None, new_order=None):
+    """Decode one token at a time; optionally reorder the beam after step ``reorder_at``."""
+    state = {}
+    outs = []
+    for t in range(prev.shape[1]):
+        if reorder_at is not None and t == reorder_at:
+            model.decoder.reorder_incremental_state_scripting(state, new_order)
+            if encoder_out is not None:
+                encoder_out = model.encoder.reorder_encoder_out(encoder_out, new_order)
+            prev = prev.index_select(0, new_order)
+            outs = [o.index_select(0, new_order) for o in outs]
+        y, _ = model.decoder(prev[:, : t + 1], encoder_out=encoder_out, incremental_state=state)
+        outs.append(y)
+    return torch.cat(outs, dim=1), prev
+
+
+# Beam search reorders rows within each sentence's beams (the batch keeps its
+# size; fairseq's attention then keeps its cached encoder keys) and drops the
+# rows of finished sentences (the batch shrinks and every cache is reordered).
+BEAM_ORDERS = {"within-beams": [1, 1, 3, 2], "sentence-finished": [3, 2]}
+
+
+@pytest.mark.parametrize("order", sorted(BEAM_ORDERS))
+@pytest.mark.parametrize("conv_type", CONV_TYPES)
+def test_seq2seq_incremental_equals_full_with_beam_reorder(conv_type, order):
+    torch.manual_seed(0)
+    task = FakeTask()
+    model = build("lcp_seq2seq", task, **small(conv_type, encoder_glu=True))
+    src = tokens(task, 2, 7, seed=1).repeat_interleave(2, dim=0)  # 2 sentences x beam 2
+    prev = tokens(task, 4, 9, seed=2)
+    enc = model.encoder(src, src_lengths=None)
+    new_order = torch.tensor(BEAM_ORDERS[order])
+    inc, prev_reordered = _step_by_step(model, prev, enc, reorder_at=4, new_order=new_order)
+    full, _ = model.decoder(prev_reordered, encoder_out=model.encoder.reorder_encoder_out(enc, new_order))
+    torch.testing.assert_close(inc, full, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("conv_type", CONV_TYPES)
+def test_lm_incremental_equals_full(conv_type):
+    torch.manual_seed(0)
+    task = FakeTask()
+    model = build("lcp_lm", task, decoder_conv_type=conv_type, decoder_embed_dim=16,
+                  decoder_ffn_embed_dim=32, decoder_attention_heads=2, decoder_layers=3,
+                  decoder_kernel_size_list=[2, 3, 6])
+    prev = tokens(task, 2, 8)
+    inc, _ = _step_by_step(model, prev, reorder_at=3, new_order=torch.tensor([1, 0]))
+    full, _ = model.decoder(prev[[1, 0]])
+    torch.testing.assert_close(inc, full, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("conv_type", CONV_TYPES)
+def test_padding_changes_no_real_output(conv_type):
+    """Same sentences with more left padding and garbage pad embeddings: same outputs."""
+    torch.manual_seed(0)
+    task = FakeTask()
+    pad = task.source_dictionary.pad()
+    model = build("lcp_seq2seq", task, **small(conv_type, encoder_glu=True))
+    src, prev = tokens(task, 2, 6, seed=3), tokens(task, 2, 5, seed=4)
+    src[1, :2] = pad  # the second sentence is shorter (fairseq pads sources on the left)
+    out, _ = model(src, None, prev)
+
+    padded = torch.cat([torch.full((2, 5), pad), src], dim=1)
+    with torch.no_grad():  # make pad embeddings anything but zero
+        model.encoder.embed.embed_tokens.weight[pad].normal_()
+    out_padded, _ = model(padded, None, prev)
+    torch.testing.assert_close(out_padded, out, rtol=1e-5, atol=1e-5)
+
+    enc_a = model.encoder(src)["encoder_out"][0]
+    enc_b = model.encoder(padded)["encoder_out"][0][5:]
+    real = src.ne(pad).t()
+    torch.testing.assert_close(enc_b[real], enc_a[real], rtol=1e-5, atol=1e-5)
+
+
+def test_kernel_list_length_must_match_layers():
+    with pytest.raises(ValueError, match=r"encoder_kernel_size_list=\[3, 5\] has 2 entries but encoder_layers=3"):
+        build("dynamicconv_toy", encoder_layers=3, encoder_kernel_size_list=[3, 5])
+
+
+def test_single_kernel_size_applies_to_all_layers():
+    model = build("dynamicconv_toy", decoder_layers=3, decoder_kernel_size_list=[5])
+    assert [b.conv.mixer.kernel_size for b in model.decoder.layers] == [5, 5, 5]
+
+
+def test_heads_must_divide_conv_dim():
+    with pytest.raises(ValueError, match="num_heads=5"):
+        build("dynamicconv_toy", encoder_attention_heads=5)
+
+
+def test_unknown_conv_type():
+    with pytest.raises(ValueError, match="conv_type='gated'"):
+        build("lcp_seq2seq", encoder_conv_type="gated")
