@@ -4,23 +4,21 @@ Notation: x is (B, T, C) with H heads of R = C // H channels; the weight is
 either shared, (H, K), or per position, (B, T, H, K). Tap k of position t reads
 x[t + k - padding_l] and contributes nothing outside [0, T).
 
-All arithmetic is float32 whatever the input dtype. Memory is linear in T: the
-taps are applied one shifted slice at a time instead of through a T x T band
-matrix or a K-fold unfolded copy of x.
+How it is computed: time is cut into chunks of L positions. Chunk c's outputs
+need the L + K - 1 inputs starting at c*L - padding_l, and its taps form a
+small band matrix, band[t, t + k] = w[t, k], of shape (L, L + K - 1). One
+batched matmul (band @ window) then does the whole convolution on MKL. The
+bands are local to a chunk, never T x T, so memory stays linear in T; the
+matmul does (L + K - 1) / K times the minimal arithmetic, which a BLAS call
+repays many times over compared with K broadcast multiply-adds.
+
+All arithmetic is float32 whatever the input dtype.
 """
 
 from __future__ import annotations
 
 import torch
-
-
-def tap_ranges(T: int, K: int, padding_l: int):
-    """For each tap k: (k, shift, t0, t1) with 0 <= t + shift < T for t in [t0, t1)."""
-    for k in range(K):
-        shift = k - padding_l
-        t0, t1 = max(0, -shift), min(T, T - shift)
-        if t0 < t1:
-            yield k, shift, t0, t1
+import torch.nn.functional as F
 
 
 def dropconnect_keep(shape, dropout_p: float, seed: torch.Tensor, device) -> torch.Tensor:
@@ -47,44 +45,79 @@ def normalize_weight(weight, weight_softmax: bool, dropout_p: float, seed):
     return w, scale
 
 
-def _per_position(w: torch.Tensor) -> torch.Tensor:
-    """(H, K) -> (1, 1, H, K) so that shared and per-position taps index alike."""
-    return w.view(1, 1, *w.shape) if w.dim() == 2 else w
+class _Chunks:
+    """Geometry of the chunked band formulation for one call."""
+
+    def __init__(self, x_shape, H: int, K: int, padding_l: int):
+        self.B, self.T, C = x_shape
+        self.H, self.R, self.K, self.p = H, C // H, K, padding_l
+        # L >= K - 1 lets each chunk's window overlap only the next chunk (used
+        # by the backward's overlap-add); 64 keeps the matmuls BLAS-sized.
+        self.L = max(K - 1, min(64, self.T), 1)
+        self.n = -(-self.T // self.L)
+
+    def windows(self, x):
+        """(B, T, C) -> (B, H, n, L + K - 1, R): the inputs each chunk reads (a strided view)."""
+        B, T, H, R, L, K, n = self.B, self.T, self.H, self.R, self.L, self.K, self.n
+        xh = x.view(B, T, H, R).permute(0, 2, 1, 3)
+        xp = F.pad(xh, (0, 0, self.p, n * L + K - 1 - T - self.p))
+        return xp.unfold(2, L + K - 1, L).transpose(-1, -2)
+
+    def taps(self, w):
+        """(H, K) or (B, T, H, K) -> (B, H, n, L, K), zero beyond T."""
+        B, T, H, L, K, n = self.B, self.T, self.H, self.L, self.K, self.n
+        w4 = w.view(1, 1, H, K) if w.dim() == 2 else w
+        wt = w4.expand(B, T, H, K).permute(0, 2, 1, 3)
+        return F.pad(wt, (0, 0, 0, n * L - T)).reshape(B, H, n, L, K)
+
+    def band_diagonal(self, band):
+        """View of band[..., t, t + k] as (..., L, K): the entries that hold taps."""
+        *lead, L, W = band.shape
+        st = band.stride()
+        return band.as_strided((*lead, L, self.K), (*st[:-2], st[-2] + st[-1], st[-1]))
+
+    def band(self, w):
+        B, H, n, L, K = self.B, self.H, self.n, self.L, self.K
+        band = w.new_zeros(B, H, n, L, L + K - 1)
+        self.band_diagonal(band).copy_(self.taps(w))
+        return band
+
+    def unchunk(self, y):
+        """(B, H, n, L, R) -> (B, T, C)."""
+        B, T, H, R = self.B, self.T, self.H, self.R
+        return y.reshape(B, H, self.n * self.L, R)[:, :, :T].permute(0, 2, 1, 3).reshape(B, T, H * R)
+
+    def chunk(self, g):
+        """(B, T, C) -> (B, H, n, L, R), zero beyond T."""
+        B, T, H, R, L, n = self.B, self.T, self.H, self.R, self.L, self.n
+        gh = g.view(B, T, H, R).permute(0, 2, 1, 3)
+        return F.pad(gh, (0, 0, 0, n * L - T)).reshape(B, H, n, L, R)
 
 
 def conv_taps(x: torch.Tensor, w: torch.Tensor, padding_l: int) -> torch.Tensor:
     """out[b,t,h,r] = sum_k w[b,t,h,k] * x[b,t+k-padding_l,h,r]; float32 in and out."""
-    B, T, C = x.shape
-    H, K = w.shape[-2:]
-    w4 = _per_position(w)
-    xh = x.view(B, T, H, C // H)
-    out = torch.zeros_like(xh)
-    for k, s, t0, t1 in tap_ranges(T, K, padding_l):
-        wk = w4[:, t0:t1, :, k : k + 1] if w4.shape[1] > 1 else w4[:, :, :, k : k + 1]
-        out[:, t0:t1].addcmul_(xh[:, t0 + s : t1 + s], wk)
-    return out.view(B, T, C)
+    geo = _Chunks(x.shape, *w.shape[-2:], padding_l)
+    return geo.unchunk(geo.band(w) @ geo.windows(x))
 
 
 def conv_taps_backward(grad_out, x, w, padding_l: int):
     """Gradients of ``conv_taps`` with respect to x and to the (normalised) taps."""
-    B, T, C = x.shape
-    H, K = w.shape[-2:]
-    w4 = _per_position(w)
-    shared = w4.shape[1] == 1
-    g = grad_out.view(B, T, H, C // H)
-    xh = x.view(B, T, H, C // H)
-    grad_x = torch.zeros_like(xh)
-    grad_w = torch.zeros_like(w4) if not shared else torch.zeros(H, K, device=x.device)
-    for k, s, t0, t1 in tap_ranges(T, K, padding_l):
-        gk = g[:, t0:t1]
-        xk = xh[:, t0 + s : t1 + s]
-        wk = w4[:, :, :, k : k + 1] if shared else w4[:, t0:t1, :, k : k + 1]
-        grad_x[:, t0 + s : t1 + s].addcmul_(gk, wk)
-        if shared:
-            grad_w[:, k] = torch.einsum("bthr,bthr->h", gk, xk)
-        else:
-            grad_w[:, t0:t1, :, k] = torch.einsum("bthr,bthr->bth", gk, xk)
-    return grad_x.view(B, T, C), grad_w.view(w.shape)
+    geo = _Chunks(x.shape, *w.shape[-2:], padding_l)
+    B, T, H, R, L, K, n = geo.B, geo.T, geo.H, geo.R, geo.L, geo.K, geo.n
+    g = geo.chunk(grad_out)
+    grad_windows = geo.band(w).transpose(-1, -2) @ g  # (B, H, n, L + K - 1, R)
+    # Overlap-add the windows back onto the padded time axis: the first L rows
+    # of chunk c land on [cL, cL + L), its last K - 1 rows on the next chunk's.
+    grad_xp = grad_windows.new_zeros(B, H, (n + 1) * L, R)
+    grad_xp[:, :, : n * L] = grad_windows[..., :L, :].reshape(B, H, n * L, R)
+    grad_xp[:, :, L:].view(B, H, n, L, R)[..., : K - 1, :] += grad_windows[..., L:, :]
+    grad_x = grad_xp[:, :, padding_l : padding_l + T].permute(0, 2, 1, 3).reshape(B, T, H * R)
+
+    grad_band = g @ geo.windows(x).transpose(-1, -2)  # (B, H, n, L, L + K - 1)
+    grad_w = geo.band_diagonal(grad_band).reshape(B, H, n * L, K)[:, :, :T].permute(0, 2, 1, 3)
+    if w.dim() == 2:
+        return grad_x, grad_w.sum(dim=(0, 1))
+    return grad_x, grad_w.contiguous()
 
 
 def forward(x, weight, padding_l: int, weight_softmax: bool, dropout_p: float, seed):
