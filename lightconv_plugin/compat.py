@@ -6,7 +6,13 @@
    ``fairseq-generate`` and training resume fail. Those exact types are added
    to torch's allow-list of safe globals; nothing else is unpickled, so a
    checkpoint carrying any other object still fails loudly.
-2. ``import fairseq`` runs ``logging.basicConfig(level=DEBUG)`` in one of its
+2. ``fairseq.data.data_utils.batch_by_size`` discards the last batch when its
+   size is not a multiple of ``--required-batch-size-multiple`` (default 8):
+   ``fairseq-generate`` then silently translates and scores only part of the
+   test set, and training never sees the same few sentences (fairseq issue
+   #5036, open). The batches are consecutive slices of the sorted indices, so
+   the discarded ones are exactly the tail: it is put back as a last batch.
+3. ``import fairseq`` runs ``logging.basicConfig(level=DEBUG)`` in one of its
    wav2vec modules, which floods any script with debug messages. The root
    logger is put back to INFO (fairseq's command-line tools' own level).
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+import numpy as np
 import torch
 
 
@@ -32,6 +39,27 @@ def allow_fairseq_checkpoints():
         add(_checkpoint_globals())
 
 
+def keep_last_batch():
+    from fairseq.data import data_utils
+
+    original = data_utils.batch_by_size
+    if getattr(original, "keeps_last_batch", False):
+        return
+
+    def batch_by_size(indices, *args, fixed_shapes=None, **kwargs):
+        batches = original(indices, *args, fixed_shapes=fixed_shapes, **kwargs)
+        if fixed_shapes is not None:
+            return batches
+        batches = list(batches)
+        covered = sum(len(b) for b in batches)
+        if covered < len(indices):
+            batches.append(np.asarray(indices)[covered:])
+        return batches
+
+    batch_by_size.keeps_last_batch = True
+    data_utils.batch_by_size = batch_by_size
+
+
 def quiet_root_logger():
     root = logging.getLogger()
     if root.level == logging.DEBUG:
@@ -39,4 +67,5 @@ def quiet_root_logger():
 
 
 allow_fairseq_checkpoints()
+keep_last_batch()
 quiet_root_logger()
