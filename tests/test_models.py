@@ -169,3 +169,11 @@ def test_heads_must_divide_conv_dim():
 def test_unknown_conv_type():
     with pytest.raises(ValueError, match="conv_type='gated'"):
         build("lcp_seq2seq", encoder_conv_type="gated")
+
+
+def test_readme_lists_every_named_architecture():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = [a for a in {**seq2seq_archs.ARCHITECTURES, **lm_archs.ARCHITECTURES} if f"`{a}`" not in readme]
+    assert not missing, f"README's architecture table lacks {missing}"
