@@ -19,7 +19,7 @@ from lightconv_plugin.models import lm_archs, seq2seq_archs
 from lightconv_plugin.models.lm import ConvLanguageModel
 from lightconv_plugin.models.seq2seq import ConvSeq2SeqModel
 
-CONV_TYPES = ["lightweight", "dynamic"]
+CONV_TYPES = ["lightweight", "dynamic", "talk"]
 
 
 class FakeTask:

@@ -50,4 +50,19 @@ ARCHITECTURES = {
     for setting, defaults in SETTINGS.items()
 }
 
+# TaLK LM on WikiText-103 (Lioutas & Guo, 2020): 17 pre-norm layers with
+# tied adaptive input and softmax.
+ARCHITECTURES.update({
+    "talk_lm_wikitext103": {
+        "decoder_conv_type": "talk", "activation_fn": "swish", "decoder_layers": 17,
+        "decoder_embed_dim": 1024, "decoder_ffn_embed_dim": 4096, "decoder_attention_heads": 16,
+        "decoder_kernel_size_list": [3, 5, 7, 15, 31] + [63] * 12,
+        "dropout": 0.3, "attention_dropout": 0.1, "weight_dropout": 0.2, "relu_dropout": 0.1,
+        "adaptive_input": True, "adaptive_input_cutoff": "20000,60000", "adaptive_input_factor": 4,
+        "adaptive_softmax_cutoff": "20000,60000", "adaptive_softmax_factor": 4,
+        "adaptive_softmax_dropout": 0.2, "tie_adaptive_weights": True, "tie_adaptive_proj": True,
+    },
+    "talk_lm_toy": {"decoder_conv_type": "talk", "activation_fn": "swish", **SETTINGS["toy"]},
+})
+
 register_architectures(MODEL, base_lm_architecture, {MODEL: {}, **ARCHITECTURES})

@@ -9,10 +9,12 @@ with ``forward(x)`` and, when causal, ``step(x_t, state)``.
 from __future__ import annotations
 
 from .conv_mixers import build_ktap_mixer
+from .talk_mixer import build_talk_mixer
 
 MIXER_BUILDERS = {
     "lightweight": build_ktap_mixer,
     "dynamic": build_ktap_mixer,
+    "talk": build_talk_mixer,
 }
 
 
