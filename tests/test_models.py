@@ -18,8 +18,10 @@ import lightconv_plugin  # noqa: F401  (registers the models)
 from lightconv_plugin.models import lm_archs, seq2seq_archs
 from lightconv_plugin.models.lm import ConvLanguageModel
 from lightconv_plugin.models.seq2seq import ConvSeq2SeqModel
+from lightconv_plugin.modules.mixers import MIXER_BUILDERS
 
-CONV_TYPES = ["lightweight", "dynamic", "talk"]
+# Every registered convolution type gets every property test below.
+CONV_TYPES = sorted(MIXER_BUILDERS)
 
 
 class FakeTask:
