@@ -7,5 +7,6 @@ choice (see :mod:`lightconv_kernels.backend`).
 """
 
 from .conv import dynamic_conv, lightweight_conv
+from .talk import talk_conv
 
-__all__ = ["lightweight_conv", "dynamic_conv"]
+__all__ = ["lightweight_conv", "dynamic_conv", "talk_conv"]
