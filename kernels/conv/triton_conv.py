@@ -1,0 +1,173 @@
+"""The convolution kernel: forward, and its transpose for the gradient of x.
+
+One program computes a (BLOCK_T positions) x (BLOCK_H heads) x (BLOCK_R
+channels per head) tile of the output of one batch row. Grouping channels by
+head lets every tap weight be normalised once per (position, head) and then
+broadcast over the R channels of the head, instead of once per channel.
+Channel c = h * R + r is the contiguous dimension, so the x tile is read along
+it (128-bit loads when R and C are multiples of 16 elements).
+
+The K taps re-read overlapping shifted rows of x; consecutive taps hit the
+same lines, which the L1 cache serves, so DRAM sees the x window of the tile
+about once. Triton has no user-managed shared memory to stage the window
+explicitly, and a (BLOCK_T x window) band-matrix ``tl.dot`` would round the
+normalised taps to the input dtype and would not handle a tile spanning heads.
+
+TRANSPOSED computes ``grad_x[j] = sum_k w[j - k + pad, k] * grad_out[j - k + pad]``:
+the same sweep with the shift reversed and the (dynamic) weight taken at the
+source row. Its softmax statistics then come from ``lse_ptr``, which the
+dynamic weight-gradient kernel writes (one float per position and head), so
+that no tap is normalised K times.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from ..triton_common import dropconnect_keep
+
+
+@triton.jit
+def row_logsumexp_by_tap(w_rows_ptr, rows, row_mask, K):
+    """log(sum_k exp(logit[row, k])) for a block of weight rows, one tap at a time.
+
+    Loading a (rows x K-chunk) tile instead would be fewer loads, but leaves the
+    result in the register layout of that tile, and the tap loop then converts
+    each tap through shared memory: 236 instead of 80 registers for the dynamic
+    forward kernel in the kernel report.
+    """
+    m = tl.full(rows.shape, float("-inf"), tl.float32)
+    s = tl.zeros(rows.shape, tl.float32)
+    for k in range(0, K):
+        logit = tl.load(w_rows_ptr + rows * K + k, mask=row_mask, other=0.0).to(tl.float32)
+        m_new = tl.maximum(m, logit)
+        s = s * tl.exp(m - m_new) + tl.exp(logit - m_new)
+        m = m_new
+    return m + tl.log(s)
+
+
+def _head_split(R: int, H: int, block_c: int):
+    """(BLOCK_H, BLOCK_R) for a tile of about ``block_c`` channels."""
+    block_r = min(triton.next_power_of_2(R), block_c)
+    block_h = max(1, min(triton.next_power_of_2(H), block_c // block_r))
+    return block_h, block_r
+
+
+def conv_grid(meta):
+    blocks_c = triton.cdiv(meta["H"], meta["BLOCK_H"]) * triton.cdiv(meta["R"], meta["BLOCK_R"])
+    return (triton.cdiv(meta["T"], meta["BLOCK_T"]), blocks_c, meta["B"])
+
+
+CONV_CONFIGS = [
+    triton.Config({"BLOCK_T": 32, "BLOCK_C": 64}, num_warps=4, num_stages=2),
+    triton.Config({"BLOCK_T": 64, "BLOCK_C": 64}, num_warps=4, num_stages=3),
+    triton.Config({"BLOCK_T": 64, "BLOCK_C": 128}, num_warps=8, num_stages=2),
+]
+
+
+def conv_heuristics(args):
+    block_h, block_r = _head_split(args["R"], args["H"], args["BLOCK_C"])
+    return {"BLOCK_H": block_h, "BLOCK_R": block_r}
+
+
+@triton.autotune(configs=CONV_CONFIGS, key=["T_BUCKET", "H", "R", "K", "DYNAMIC", "TRANSPOSED", "SOFTMAX", "DROPOUT"])
+@triton.heuristics(
+    {
+        "BLOCK_H": lambda a: conv_heuristics(a)["BLOCK_H"],
+        "BLOCK_R": lambda a: conv_heuristics(a)["BLOCK_R"],
+    }
+)
+@triton.jit
+def conv_taps_kernel(
+    x_ptr,  # (B, T, C) input; grad_out when TRANSPOSED
+    w_ptr,  # (H, K) or (B, T, H, K) logits (or taps without SOFTMAX)
+    lse_ptr,  # (B, T, H) float32 log-sum-exp; read only when TRANSPOSED and DYNAMIC and SOFTMAX
+    seed_ptr,  # (1,) int64; read only with DROPOUT
+    out_ptr,  # (B, T, C), dtype of the result
+    B,
+    T,
+    T_BUCKET,  # autotune key only: next power of two of T
+    C,
+    H,
+    R,
+    K,
+    padding_l,
+    dropout_p,
+    keep_scale,
+    DYNAMIC: tl.constexpr,
+    TRANSPOSED: tl.constexpr,
+    SOFTMAX: tl.constexpr,
+    DROPOUT: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+):
+    pid_t = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    b = tl.program_id(2)
+    blocks_r = tl.cdiv(R, BLOCK_R)
+    t0 = pid_t * BLOCK_T
+    t = t0 + tl.arange(0, BLOCK_T)
+    h = (pid_c // blocks_r) * BLOCK_H + tl.arange(0, BLOCK_H)
+    r = (pid_c % blocks_r) * BLOCK_R + tl.arange(0, BLOCK_R)
+    t_ok = t < T
+    h_ok = h < H
+    chan = h[:, None] * R + r[None, :]
+    chan_ok = h_ok[:, None] & (r < R)[None, :]
+
+    # 64-bit tile origins; offsets inside a tile stay 32-bit.
+    tile = (b.to(tl.int64) * T + t0) * C
+    x_tile = x_ptr + tile
+    if DYNAMIC:
+        w_first = (b.to(tl.int64) * T + t0) * H  # flat row of (b, t0, head 0)
+        w_tile = w_ptr + w_first * K
+        lse_tile = lse_ptr + w_first
+        own_rows = (t - t0)[:, None] * H + h[None, :]  # (BLOCK_T, BLOCK_H)
+        own_ok = t_ok[:, None] & h_ok[None, :]
+    else:
+        w_first = 0
+        w_tile = w_ptr
+        own_rows = h[None, :]  # (1, BLOCK_H): one kernel for all positions
+        own_ok = h_ok[None, :]
+
+    lse = tl.zeros(own_rows.shape, tl.float32)
+    if SOFTMAX:
+        if not (DYNAMIC and TRANSPOSED):
+            lse = row_logsumexp_by_tap(w_tile, own_rows, own_ok, K)
+    if DROPOUT:
+        seed = tl.load(seed_ptr)
+
+    acc = tl.zeros((BLOCK_T, BLOCK_H, BLOCK_R), tl.float32)
+    for k in range(0, K):
+        if TRANSPOSED:
+            src = t - k + padding_l
+        else:
+            src = t + k - padding_l
+        src_ok = (src >= 0) & (src < T)
+        vals = tl.load(
+            x_tile + (src - t0)[:, None, None] * C + chan[None, :, :],
+            mask=src_ok[:, None, None] & chan_ok[None, :, :],
+            other=0.0,
+        ).to(tl.float32)
+
+        rows = own_rows
+        rows_ok = own_ok
+        row_lse = lse
+        if DYNAMIC:
+            if TRANSPOSED:
+                rows = (src - t0)[:, None] * H + h[None, :]
+                rows_ok = src_ok[:, None] & h_ok[None, :]
+                if SOFTMAX:
+                    row_lse = tl.load(lse_tile + rows, mask=rows_ok, other=0.0)
+        tap = tl.load(w_tile + rows * K + k, mask=rows_ok, other=0.0).to(tl.float32)
+        if SOFTMAX:
+            tap = tl.exp(tap - row_lse)
+        if DROPOUT:
+            keep = dropconnect_keep(seed, (w_first + rows) * K + k, dropout_p)
+            tap = tl.where(keep, tap * keep_scale, 0.0)
+        acc += tap[:, :, None] * vals
+
+    t_rows = (t - t0)[:, None, None] * C + chan[None, :, :]
+    tl.store(out_ptr + tile + t_rows, acc.to(out_ptr.dtype.element_ty), mask=t_ok[:, None, None] & chan_ok[None, :, :])

@@ -1,0 +1,272 @@
+"""Kernels for the gradient of the weight logits.
+
+Both ops need, per head h and tap k, dots of grad_out with shifted x:
+``d[t, k] = sum_r grad_out[t, h, r] * x[t + k - pad, h, r]``. :func:`tap_dots`
+computes a (BLOCK_T, BLOCK_K) block of them from a (BLOCK_T, BLOCK_K, BLOCK_R)
+window of x, reading along the contiguous channels of the head.
+
+* Dynamic conv: d is the gradient of the per-position taps directly; one
+  program owns rows (b, t, h) and applies DropConnect and the softmax backward
+  ``p * (dn - sum_k dn * p)``, which needs all K taps of a row. K beyond one
+  BLOCK_K chunk takes a first pass for ``sum_k dn * p`` and recomputes the other
+  chunks in a second, so registers stay bounded for any K. It also writes the
+  row log-sum-exp the transposed conv kernel needs for grad_x.
+* Lightweight conv: the taps are shared, so d is summed over b and t too.
+  Programs write per-(batch, time-split, head) partial sums to a float32 buffer
+  and a second kernel adds them up in a fixed order: no atomics, so for a given
+  launch configuration the result is bitwise reproducible.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from ..triton_common import dropconnect_keep
+
+
+@triton.jit
+def row_logsumexp(w_rows_ptr, rows, row_mask, K, BLOCK_K: tl.constexpr):
+    """log(sum_k exp(logit[row, k])) for a 2-D block of weight rows, K in chunks."""
+    m = tl.full(rows.shape, float("-inf"), tl.float32)
+    s = tl.zeros(rows.shape, tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        kk = k0 + tl.arange(0, BLOCK_K)
+        k_ok = kk < K
+        logits = tl.load(
+            w_rows_ptr + rows[:, :, None] * K + kk[None, None, :],
+            mask=row_mask[:, :, None] & k_ok[None, None, :],
+            other=0.0,
+        ).to(tl.float32)
+        # Padding taps are -inf; rows outside the tensor read 0 so stay finite.
+        logits = tl.where(k_ok[None, None, :], logits, float("-inf"))
+        m_new = tl.maximum(m, tl.max(logits, axis=2))
+        s = s * tl.exp(m - m_new) + tl.sum(tl.exp(logits - m_new[:, :, None]), axis=2)
+        m = m_new
+    return m + tl.log(s)
+
+
+@triton.jit
+def tap_dots(
+    x_tile, g_tile, t, t0, t_end, T, C, h, R, K, k0, padding_l, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr
+):
+    """d[t, k0 + j] for the block rows t < t_end of head h (0 elsewhere); tiles start at row t0."""
+    kk = k0 + tl.arange(0, BLOCK_K)
+    src = t[:, None] + kk[None, :] - padding_l
+    t_ok = t < t_end
+    src_ok = (src >= 0) & (src < T) & (kk < K)[None, :] & t_ok[:, None]
+    acc = tl.zeros((t.shape[0], BLOCK_K), tl.float32)
+    for r0 in range(0, R, BLOCK_R):
+        chan = h * R + r0 + tl.arange(0, BLOCK_R)
+        r_ok = (r0 + tl.arange(0, BLOCK_R)) < R
+        g = tl.load(
+            g_tile + (t - t0)[:, None] * C + chan[None, :], mask=t_ok[:, None] & r_ok[None, :], other=0.0
+        ).to(tl.float32)
+        xv = tl.load(
+            x_tile + (src - t0)[:, :, None] * C + chan[None, None, :],
+            mask=src_ok[:, :, None] & r_ok[None, None, :],
+            other=0.0,
+        ).to(tl.float32)
+        acc += tl.sum(g[:, None, :] * xv, axis=2)
+    return acc
+
+
+@triton.jit
+def through_dropconnect(d, seed, flat_index, dropout_p, keep_scale, DROPOUT: tl.constexpr):
+    """Gradient w.r.t. the taps before DropConnect, from the gradient after it."""
+    if DROPOUT:
+        d = tl.where(dropconnect_keep(seed, flat_index, dropout_p), d * keep_scale, 0.0)
+    return d
+
+
+GRAD_W_CONFIGS = [
+    triton.Config({"TILE": 4096, "MAX_BLOCK_R": 32}, num_warps=4, num_stages=2),
+    triton.Config({"TILE": 8192, "MAX_BLOCK_R": 64}, num_warps=8, num_stages=2),
+    triton.Config({"TILE": 16384, "MAX_BLOCK_R": 32}, num_warps=8, num_stages=2),
+]
+
+
+def grad_w_heuristics(args):
+    block_k = min(triton.next_power_of_2(args["K"]), 32)
+    block_r = min(triton.next_power_of_2(args["R"]), args["MAX_BLOCK_R"])
+    block_t = max(1, min(128, args["TILE"] // (block_k * block_r)))
+    return {"BLOCK_T": block_t, "BLOCK_K": block_k, "BLOCK_R": block_r}
+
+
+def _heuristics(names):
+    return triton.heuristics({n: (lambda a, n=n: grad_w_heuristics(a)[n]) for n in names})
+
+
+def dynamic_grid(meta):
+    return (triton.cdiv(meta["T"], meta["BLOCK_T"]), meta["H"], meta["B"])
+
+
+@triton.autotune(configs=GRAD_W_CONFIGS, key=["T_BUCKET", "H", "R", "K", "SOFTMAX", "DROPOUT"])
+@_heuristics(("BLOCK_T", "BLOCK_K", "BLOCK_R"))
+@triton.jit
+def dynamic_grad_w_kernel(
+    x_ptr,  # (B, T, C)
+    g_ptr,  # (B, T, C) grad_out
+    w_ptr,  # (B, T, H, K) logits
+    seed_ptr,
+    gw_ptr,  # (B, T, H, K) gradient of the logits, dtype of the weight
+    lse_ptr,  # (B, T, H) float32, written when SOFTMAX
+    B,
+    T,
+    T_BUCKET,  # autotune key only: next power of two of T
+    C,
+    H,
+    R,
+    K,
+    padding_l,
+    dropout_p,
+    keep_scale,
+    SOFTMAX: tl.constexpr,
+    DROPOUT: tl.constexpr,
+    TILE: tl.constexpr,
+    MAX_BLOCK_R: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+):
+    t0 = tl.program_id(0) * BLOCK_T
+    h = tl.program_id(1)
+    b = tl.program_id(2)
+    t = t0 + tl.arange(0, BLOCK_T)
+    t_ok = t < T
+    tile = (b.to(tl.int64) * T + t0) * C
+    x_tile = x_ptr + tile
+    g_tile = g_ptr + tile
+    w_first = (b.to(tl.int64) * T + t0) * H  # flat row of (b, t0, head 0)
+    rows = (t - t0) * H + h  # (BLOCK_T,) rows relative to w_first
+    rows2 = rows[:, None]
+    seed = 0
+    if DROPOUT:
+        seed = tl.load(seed_ptr)
+
+    if SOFTMAX:
+        lse = tl.reshape(row_logsumexp(w_ptr + w_first * K, rows2, t_ok[:, None], K, BLOCK_K), (BLOCK_T,))
+        tl.store(lse_ptr + w_first + rows, lse, mask=t_ok)
+        # sum_k dn * p over all K; chunks after the first only when K > BLOCK_K.
+        dot = tl.zeros((BLOCK_T,), tl.float32)
+        for k0 in range(BLOCK_K, K, BLOCK_K):
+            kk = k0 + tl.arange(0, BLOCK_K)
+            idx = rows2 * K + kk[None, :]
+            ok = t_ok[:, None] & (kk < K)[None, :]
+            d = tap_dots(x_tile, g_tile, t, t0, T, T, C, h, R, K, k0, padding_l, BLOCK_K, BLOCK_R)
+            d = through_dropconnect(d, seed, w_first * K + idx, dropout_p, keep_scale, DROPOUT)
+            p = tl.exp(tl.load(w_ptr + w_first * K + idx, mask=ok, other=float("-inf")).to(tl.float32) - lse[:, None])
+            dot += tl.sum(d * p, axis=1)
+
+    for k0 in range(0, K, BLOCK_K):
+        kk = k0 + tl.arange(0, BLOCK_K)
+        idx = rows2 * K + kk[None, :]
+        ok = t_ok[:, None] & (kk < K)[None, :]
+        d = tap_dots(x_tile, g_tile, t, t0, T, T, C, h, R, K, k0, padding_l, BLOCK_K, BLOCK_R)
+        d = through_dropconnect(d, seed, w_first * K + idx, dropout_p, keep_scale, DROPOUT)
+        if SOFTMAX:
+            p = tl.exp(tl.load(w_ptr + w_first * K + idx, mask=ok, other=float("-inf")).to(tl.float32) - lse[:, None])
+            if k0 == 0:
+                dot += tl.sum(d * p, axis=1)
+            d = p * (d - dot[:, None])
+        tl.store(gw_ptr + w_first * K + idx, d.to(gw_ptr.dtype.element_ty), mask=ok)
+
+
+# Rows of T handled by one lightweight partial-sum program: it bounds the
+# partial buffer to B * ceil(T / ROWS_PER_SPLIT) * H * K floats whatever T is,
+# and does not depend on the autotune config (so neither does the buffer).
+ROWS_PER_SPLIT = 512
+
+
+def light_partial_grid(meta):
+    return (triton.cdiv(meta["T"], meta["ROWS_PER_SPLIT"]), meta["H"], meta["B"])
+
+
+@triton.autotune(configs=GRAD_W_CONFIGS, key=["T_BUCKET", "H", "R", "K"])
+@_heuristics(("BLOCK_T", "BLOCK_K", "BLOCK_R"))
+@triton.jit
+def light_grad_w_partial_kernel(
+    x_ptr,  # (B, T, C)
+    g_ptr,  # (B, T, C) grad_out
+    part_ptr,  # (B * splits, H, K) float32
+    B,
+    T,
+    T_BUCKET,  # autotune key only: next power of two of T
+    C,
+    H,
+    R,
+    K,
+    padding_l,
+    ROWS_PER_SPLIT: tl.constexpr,
+    TILE: tl.constexpr,
+    MAX_BLOCK_R: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+):
+    split = tl.program_id(0)
+    h = tl.program_id(1)
+    b = tl.program_id(2)
+    row0 = split * ROWS_PER_SPLIT
+    row_end = tl.minimum(row0 + ROWS_PER_SPLIT, T)
+    split_tile = (b.to(tl.int64) * T + row0) * C  # 64-bit origin; offsets within the split stay 32-bit
+    part_row = (b * tl.num_programs(0) + split) * H + h
+    for k0 in range(0, K, BLOCK_K):
+        kk = k0 + tl.arange(0, BLOCK_K)
+        acc = tl.zeros((BLOCK_T, BLOCK_K), tl.float32)
+        for t0 in range(row0, row_end, BLOCK_T):
+            tile = split_tile + (t0 - row0) * C
+            t = t0 + tl.arange(0, BLOCK_T)
+            acc += tap_dots(
+                x_ptr + tile, g_ptr + tile, t, t0, row_end, T, C, h, R, K, k0, padding_l, BLOCK_K, BLOCK_R
+            )
+        tl.store(part_ptr + part_row * K + kk, tl.sum(acc, axis=0), mask=kk < K)
+
+
+def light_reduce_heuristics(args):
+    block_k = triton.next_power_of_2(args["K"])
+    return {"BLOCK_K": block_k, "BLOCK_P": max(1, min(64, 4096 // block_k))}
+
+
+@triton.heuristics(
+    {
+        "BLOCK_K": lambda a: light_reduce_heuristics(a)["BLOCK_K"],
+        "BLOCK_P": lambda a: light_reduce_heuristics(a)["BLOCK_P"],
+    }
+)
+@triton.jit
+def light_grad_w_reduce_kernel(
+    part_ptr,  # (P, H, K) float32 partial sums
+    w_ptr,  # (H, K) logits
+    seed_ptr,
+    gw_ptr,  # (H, K) gradient of the logits
+    P,
+    H,
+    K,
+    dropout_p,
+    keep_scale,
+    SOFTMAX: tl.constexpr,
+    DROPOUT: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    h = tl.program_id(0)
+    kk = tl.arange(0, BLOCK_K)
+    k_ok = kk < K
+    acc = tl.zeros((BLOCK_P, BLOCK_K), tl.float32)
+    for p0 in range(0, P, BLOCK_P):
+        p = p0 + tl.arange(0, BLOCK_P)
+        acc += tl.load(
+            part_ptr + (p[:, None] * H + h) * K + kk[None, :], mask=(p < P)[:, None] & k_ok[None, :], other=0.0
+        )
+    d = tl.sum(acc, axis=0)
+    seed = 0
+    if DROPOUT:
+        seed = tl.load(seed_ptr)
+    d = through_dropconnect(d, seed, h * K + kk, dropout_p, keep_scale, DROPOUT)
+    if SOFTMAX:
+        logits = tl.load(w_ptr + h * K + kk, mask=k_ok, other=float("-inf")).to(tl.float32)
+        e = tl.exp(logits - tl.max(logits, axis=0))
+        prob = e / tl.sum(e, axis=0)
+        d = prob * (d - tl.sum(d * prob, axis=0))
+    tl.store(gw_ptr + h * K + kk, d.to(gw_ptr.dtype.element_ty), mask=k_ok)

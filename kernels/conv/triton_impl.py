@@ -1,0 +1,176 @@
+"""Host side of the Triton path: launchers for the contract of :mod:`.op`, AOT specs.
+
+``forward``/``backward`` have the signatures of :mod:`.reference`. They only
+allocate and launch (nothing reads tensor values on the host, so there is no
+device synchronisation); the kernels live in :mod:`.triton_conv` and
+:mod:`.triton_grad_w`.
+
+Launch sequence of ``backward``:
+
+* dynamic: ``dynamic_grad_w_kernel`` (grad of the logits, and the row
+  log-sum-exp), then ``conv_taps_kernel`` transposed for grad_x using it;
+* lightweight: ``light_grad_w_partial_kernel`` and ``light_grad_w_reduce_kernel``
+  for the weight, ``conv_taps_kernel`` transposed for grad_x.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import triton
+
+from ..aot import POINTER_TYPES, KernelSpec, config_text, make_spec
+from ..triton_common import KEEP_MASK_BLOCK, dropconnect_keep_mask, keep_mask_kernel, launch
+from . import triton_conv as tc
+from . import triton_grad_w as tg
+
+__all__ = ["forward", "backward", "dropconnect_keep_mask", "kernel_specs", "empty"]
+
+
+def empty(shape, dtype, device) -> torch.Tensor:
+    """Every output and scratch buffer comes from here (tests poison them with NaN)."""
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
+def _bucket(T: int) -> int:
+    """Autotune key for the length: one tuning per power of two, not per distinct T."""
+    return triton.next_power_of_2(T)
+
+
+def _dims(x, weight):
+    B, T, C = x.shape
+    H, K = weight.shape[-2:]
+    return B, T, C, H, C // H, K
+
+
+def _dropout(weight, dropout_p, seed):
+    """(seed pointer, p, 1 / (1 - p), DROPOUT); the weight stands in for an unused seed."""
+    if dropout_p > 0:
+        if seed is None:
+            raise ValueError(f"dropout_p={dropout_p!r} needs a seed tensor, got None")
+        return seed, float(dropout_p), 1.0 / (1.0 - float(dropout_p)), True
+    return weight, 0.0, 1.0, False
+
+
+def _on_device(t: torch.Tensor):
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
+def _conv(src, weight, lse, out, dims, padding_l, weight_softmax, dropout, transposed):
+    B, T, C, H, R, K = dims
+    seed_t, p, scale, drop = dropout
+    launch(
+        tc.conv_taps_kernel, tc.conv_grid,
+        src, weight, lse, seed_t, out, B, T, _bucket(T), C, H, R, K, padding_l, p, scale,
+        DYNAMIC=weight.dim() == 4, TRANSPOSED=transposed, SOFTMAX=weight_softmax, DROPOUT=drop,
+    )  # fmt: skip
+
+
+def forward(x, weight, padding_l: int, weight_softmax: bool, dropout_p: float, seed):
+    dims = _dims(x, weight)
+    dropout = _dropout(weight, dropout_p, seed)
+    out = empty(x.shape, x.dtype, x.device)
+    with _on_device(x):
+        _conv(x, weight, weight, out, dims, padding_l, weight_softmax, dropout, False)
+    return out
+
+
+def backward(grad_out, x, weight, padding_l: int, weight_softmax: bool, dropout_p: float, seed):
+    B, T, C, H, R, K = dims = _dims(x, weight)
+    seed_t, p, scale, drop = dropout = _dropout(weight, dropout_p, seed)
+    grad_w = empty(weight.shape, weight.dtype, weight.device)
+    grad_x = empty(x.shape, x.dtype, x.device)
+    lse = weight  # placeholder pointer unless the dynamic softmax writes it
+    with _on_device(x):
+        if weight.dim() == 4:
+            if weight_softmax:
+                lse = empty((B, T, H), torch.float32, x.device)
+            launch(
+                tg.dynamic_grad_w_kernel, tg.dynamic_grid,
+                x, grad_out, weight, seed_t, grad_w, lse, B, T, _bucket(T), C, H, R, K, padding_l, p, scale,
+                SOFTMAX=weight_softmax, DROPOUT=drop,
+            )  # fmt: skip
+        else:
+            parts = B * triton.cdiv(T, tg.ROWS_PER_SPLIT)
+            partial = empty((parts, H, K), torch.float32, x.device)
+            launch(
+                tg.light_grad_w_partial_kernel, tg.light_partial_grid,
+                x, grad_out, partial, B, T, _bucket(T), C, H, R, K, padding_l, ROWS_PER_SPLIT=tg.ROWS_PER_SPLIT,
+            )  # fmt: skip
+            tg.light_grad_w_reduce_kernel[(H,)](
+                partial, weight, seed_t, grad_w, parts, H, K, p, scale, SOFTMAX=weight_softmax, DROPOUT=drop
+            )
+        _conv(grad_out, weight, lse, grad_x, dims, padding_l, weight_softmax, dropout, True)
+    return grad_x, grad_w
+
+
+# ---------------------------------------------------------------- AOT specs
+# The report compiles each kernel at one typical shape, C = 1024 split into
+# H = 16 heads (R = 64) with K = 31, in its most demanding variant (softmax and
+# DropConnect on). Specialisation matches a real launch: pointers, C and R are
+# 16-divisible; T, K and padding_l are not assumed to be.
+_SHAPE = {"B": 8, "T": 4096, "H": 16, "R": 64, "K": 31}
+def _conv_specs(dtype: str, ptr: str):
+    fn = tc.conv_taps_kernel.fn.fn
+    types = {"x_ptr": ptr, "w_ptr": ptr, "lse_ptr": "*fp32", "seed_ptr": "*i64", "out_ptr": ptr,
+             "dropout_p": "fp32", "keep_scale": "fp32"}  # fmt: skip
+    specs = []
+    for dynamic in (False, True):
+        for transposed in (False, True):
+            name = f"conv_taps[{'dynamic' if dynamic else 'light'}{',transposed' if transposed else ''}]"
+            for cfg in tc.CONV_CONFIGS:
+                derived = tc.conv_heuristics({**_SHAPE, **cfg.kwargs})
+                flags = {"DYNAMIC": dynamic, "TRANSPOSED": transposed, "SOFTMAX": True, "DROPOUT": True}
+                specs.append(make_spec(
+                    name, fn, types, {**flags, **cfg.kwargs, **derived},
+                    num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+                    aligned=("x_ptr", "w_ptr", "lse_ptr", "out_ptr", "C", "H", "R"),
+                    vector_loads=("x_ptr",), config=config_text(cfg, derived), dtype=dtype,
+                ))  # fmt: skip
+    return specs
+
+
+def _grad_w_specs(dtype: str, ptr: str):
+    specs = []
+    for cfg in tg.GRAD_W_CONFIGS:
+        derived = tg.grad_w_heuristics({**_SHAPE, **cfg.kwargs})
+        common = dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages, vector_loads=("x_ptr", "g_ptr"),
+                      config=config_text(cfg, derived), dtype=dtype)  # fmt: skip
+        specs.append(make_spec(
+            "dynamic_grad_w", tg.dynamic_grad_w_kernel.fn.fn,
+            {"x_ptr": ptr, "g_ptr": ptr, "w_ptr": ptr, "seed_ptr": "*i64", "gw_ptr": ptr, "lse_ptr": "*fp32",
+             "dropout_p": "fp32", "keep_scale": "fp32"},
+            {"SOFTMAX": True, "DROPOUT": True, **cfg.kwargs, **derived},
+            aligned=("x_ptr", "g_ptr", "w_ptr", "gw_ptr", "lse_ptr", "C", "H", "R"), **common,
+        ))  # fmt: skip
+        specs.append(make_spec(
+            "light_grad_w_partial", tg.light_grad_w_partial_kernel.fn.fn,
+            {"x_ptr": ptr, "g_ptr": ptr, "part_ptr": "*fp32"},
+            {"ROWS_PER_SPLIT": tg.ROWS_PER_SPLIT, **cfg.kwargs, **derived},
+            aligned=("x_ptr", "g_ptr", "part_ptr", "C", "H", "R"), **common,
+        ))  # fmt: skip
+    derived = tg.light_reduce_heuristics(_SHAPE)
+    specs.append(make_spec(
+        "light_grad_w_reduce", tg.light_grad_w_reduce_kernel.fn,
+        {"part_ptr": "*fp32", "w_ptr": ptr, "seed_ptr": "*i64", "gw_ptr": ptr,
+         "dropout_p": "fp32", "keep_scale": "fp32"},
+        {"SOFTMAX": True, "DROPOUT": True, **derived},
+        aligned=("part_ptr", "w_ptr", "gw_ptr", "H"), num_warps=4, num_stages=3,
+        config=" ".join(f"{k}={v}" for k, v in derived.items()) + " w4s3", dtype=dtype,
+    ))  # fmt: skip
+    return specs
+
+
+def kernel_specs() -> list[KernelSpec]:
+    """Every kernel of this op x every autotune configuration x {fp32, fp16, bf16}."""
+    specs = []
+    for dtype, ptr in POINTER_TYPES.items():
+        specs += _conv_specs(dtype, ptr)
+        specs += _grad_w_specs(dtype, ptr)
+    specs.append(make_spec(
+        "dropconnect_keep_mask", keep_mask_kernel, {"seed_ptr": "*i64", "keep_ptr": "*i8", "dropout_p": "fp32"},
+        {"BLOCK": KEEP_MASK_BLOCK}, num_warps=4, num_stages=3, aligned=("keep_ptr",),
+        config=f"BLOCK={KEEP_MASK_BLOCK} w4s3", dtype="int8",
+    ))  # fmt: skip
+    return specs

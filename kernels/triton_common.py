@@ -1,0 +1,77 @@
+"""Pieces shared by the Triton kernels of every op: DropConnect and launching.
+
+DropConnect draws its keep-mask from Philox (``tl.rand``) with the counter set
+to the flat index of the weight element, so a mask is a pure function of
+(seed, index, p): the backward kernels draw it again instead of storing it, a
+weight shared over positions gets one mask for all of them, and
+:func:`dropconnect_keep_mask` can materialise the very mask the kernels use.
+
+Importing this module touches no GPU, so it works on machines without one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import triton
+import triton.language as tl
+
+from . import backend
+
+
+@triton.jit
+def dropconnect_keep(seed, offsets, dropout_p):
+    """True where the weight at flat index ``offsets`` survives DropConnect."""
+    return tl.rand(seed, offsets) >= dropout_p
+
+
+@triton.jit
+def keep_mask_kernel(seed_ptr, keep_ptr, numel, dropout_p, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    keep = dropconnect_keep(tl.load(seed_ptr), offsets, dropout_p)
+    tl.store(keep_ptr + offsets, keep.to(tl.int8), mask=offsets < numel)
+
+
+KEEP_MASK_BLOCK = 1024
+
+
+def dropconnect_keep_mask(seed: torch.Tensor, shape, dropout_p: float, device=None) -> torch.Tensor:
+    """The boolean keep-mask, of ``shape``, that the kernels apply for ``seed``.
+
+    ``seed`` is the int64 tensor of shape (1,) handed to the kernels. For tests
+    and debugging; the kernels never materialise the mask themselves.
+    """
+    device = seed.device if device is None else torch.device(device)
+    numel = 1
+    for n in shape:
+        numel *= int(n)
+    keep = torch.empty(numel, dtype=torch.int8, device=device)
+    grid = (triton.cdiv(numel, KEEP_MASK_BLOCK),)
+    with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+        keep_mask_kernel[grid](seed.to(device), keep, numel, float(dropout_p), BLOCK=KEEP_MASK_BLOCK)
+    return keep.view(tuple(shape)).bool()
+
+
+# Under TRITON_INTERPRET=1 the autotuner would run every configuration of a
+# kernel at each new shape, multiplying the (slow) interpreter time by the
+# number of configurations; the interpreter instead runs exactly one, number
+# INTERPRET_CONFIG. FORCE_CONFIG, when set, picks the configuration on every
+# device (tests step through all of them, on a GPU too).
+INTERPRET_CONFIG = 0
+FORCE_CONFIG: int | None = None
+
+
+def launch(kernel, grid, *args, **kwargs):
+    """``kernel[grid](*args, **kwargs)`` for a ``triton.autotune`` kernel.
+
+    On a GPU the autotuner picks the configuration unless FORCE_CONFIG is set;
+    configuration numbers are taken modulo the kernel's number of them.
+    """
+    index = FORCE_CONFIG
+    if index is None and backend.interpreter_enabled():
+        index = INTERPRET_CONFIG
+    if index is None:
+        return kernel[grid](*args, **kwargs)
+    config = kernel.configs[index % len(kernel.configs)]
+    return kernel.fn[grid](*args, **kwargs, **config.all_kwargs())

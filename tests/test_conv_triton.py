@@ -1,0 +1,246 @@
+"""The Triton kernels of lightweight/dynamic conv against the float64 loop reference.
+
+Without a GPU the kernels run on CPU tensors under the Triton interpreter
+(tests/conftest.py switches it on), so shapes are tiny. Every output buffer the
+launchers allocate is filled with NaN first, so an element a kernel forgets to
+write fails the comparison. Outputs and both gradients are compared.
+
+Tolerances: float32 results must be within 1e-5 relative error (norm of the
+difference over norm of the reference). For float16/bfloat16 the yardstick is
+the same convolution written in plain PyTorch in that dtype (taps, products
+and the sum over taps all in the low dtype): the kernels, which accumulate in
+float32, must not be more than twice as far from the float64 reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+import torch.nn.functional as F
+from ref_conv_loop import conv_loop, normalized_taps
+
+import lightconv_kernels as lk
+from lightconv_kernels import triton_common
+from lightconv_kernels.conv import triton_conv, triton_grad_w, triton_impl
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+FP32_TOL = 1e-5
+OPS = {"light": lk.lightweight_conv, "dynamic": lk.dynamic_conv}
+
+
+@dataclass(frozen=True)
+class Case:
+    B: int
+    T: int
+    C: int
+    H: int
+    K: int
+    pad: str  # "left" (0), "centre" ((K - 1) // 2) or "causal" (K - 1)
+    softmax: bool = True
+    dropout: float = 0.0
+
+    @property
+    def padding_l(self) -> int:
+        return {"left": 0, "centre": (self.K - 1) // 2, "causal": self.K - 1}[self.pad]
+
+    @property
+    def id(self) -> str:
+        extra = ("" if self.softmax else "-nosoftmax") + (f"-drop{self.dropout}" if self.dropout else "")
+        return f"B{self.B}-T{self.T}-C{self.C}-H{self.H}-K{self.K}-{self.pad}{extra}"
+
+
+CASES = [
+    Case(2, 7, 12, 3, 3, "centre"),  # R = 4, H not a power of two, odd T
+    Case(1, 1, 12, 3, 1, "left"),  # T = 1, K = 1
+    Case(2, 5, 9, 3, 2, "left", softmax=False),  # R = 3 (odd), even K
+    Case(2, 9, 10, 5, 4, "causal"),  # H = 5, R = 2
+    Case(1, 6, 6, 3, 7, "causal"),  # K > T
+    Case(2, 11, 15, 3, 7, "centre", softmax=False),  # R = 5
+    Case(1, 13, 8, 2, 31, "centre"),  # K > T, both ends padded
+    Case(1, 24, 6, 3, 64, "causal"),  # K spans two BLOCK_K chunks, both reaching x
+    Case(1, 12, 4, 1, 64, "centre", softmax=False),
+    Case(1, 10, 80, 1, 3, "centre"),  # R = 80: several channel chunks, ragged
+    Case(2, 9, 12, 3, 3, "centre", dropout=0.3),
+    Case(1, 12, 6, 3, 7, "causal", softmax=False, dropout=0.5),
+    Case(1, 12, 4, 2, 64, "centre", dropout=0.25),
+]
+LOWP_CASES = [
+    Case(2, 16, 24, 3, 3, "centre"),
+    Case(2, 17, 20, 5, 7, "causal", softmax=False),
+    Case(1, 24, 16, 2, 31, "left", dropout=0.2),
+]
+
+
+def _poisoned(shape, dtype, device):
+    return torch.full(shape, float("nan"), dtype=dtype, device=device)
+
+
+@pytest.fixture(autouse=True)
+def triton_backend(monkeypatch):
+    monkeypatch.setenv("LIGHTCONV_BACKEND", "triton")
+    monkeypatch.setattr(triton_impl, "empty", _poisoned)
+    torch.manual_seed(0)  # the DropConnect seed the op draws, hence the masks, are fixed
+
+
+def _inputs(op: str, case: Case, dtype, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    shape_w = (case.H, case.K) if op == "light" else (case.B, case.T, case.H, case.K)
+    x = torch.randn(case.B, case.T, case.C, generator=gen).to(dtype)
+    w = torch.randn(*shape_w, generator=gen).to(dtype)
+    g = torch.randn(case.B, case.T, case.C, generator=gen).to(dtype)
+    return x.to(DEVICE), w.to(DEVICE), g.to(DEVICE)
+
+
+def _run_kernels(monkeypatch, op: str, case: Case, x, w, g):
+    """Output, grad_x, grad_w through the public function, and the keep-mask it used."""
+    seeds = []
+    forward = triton_impl.forward
+
+    def spy(x_, w_, padding_l, weight_softmax, dropout_p, seed):
+        seeds.append(seed)
+        return forward(x_, w_, padding_l, weight_softmax, dropout_p, seed)
+
+    monkeypatch.setattr(triton_impl, "forward", spy)
+    x = x.clone().requires_grad_()
+    w = w.clone().requires_grad_()
+    out = OPS[op](
+        x, w, case.padding_l, weight_softmax=case.softmax, weight_dropout=case.dropout, training=case.dropout > 0
+    )
+    grad_x, grad_w = torch.autograd.grad(out, (x, w), g)
+    keep = None
+    if case.dropout:
+        assert seeds and seeds[0] is not None
+        keep = triton_impl.dropconnect_keep_mask(seeds[0], w.shape, case.dropout)
+        assert 0 < keep.sum() < keep.numel(), "degenerate mask: choose another seed"
+    return out.detach(), grad_x, grad_w, keep
+
+
+def _reference(case: Case, x, w, g, keep):
+    """float64 output and gradients from the loop reference, by autograd."""
+    x = x.detach().double().requires_grad_()
+    w = w.detach().double().requires_grad_()
+    out = conv_loop(x, normalized_taps(w, case.softmax, keep, case.dropout), case.padding_l)
+    grad_x, grad_w = torch.autograd.grad(out, (x, w), g.double())
+    return out, grad_x, grad_w
+
+
+def _torch_in_dtype(case: Case, x, w, g, keep):
+    """The convolution written in plain PyTorch, every operation in the dtype of x."""
+    x = x.detach().clone().requires_grad_()
+    w = w.detach().clone().requires_grad_()
+    taps = torch.softmax(w, dim=-1) if case.softmax else w
+    if keep is not None:
+        taps = taps * keep.to(taps.dtype) / (1.0 - case.dropout)
+    B, T, C = x.shape
+    H, K = taps.shape[-2:]
+    taps = taps.view(1, 1, H, K) if taps.dim() == 2 else taps
+    padded = F.pad(x.view(B, T, H, C // H), (0, 0, 0, 0, case.padding_l, K - 1 - case.padding_l))
+    out = padded[:, 0:T] * taps[..., 0:1]
+    for k in range(1, K):
+        out = out + padded[:, k : k + T] * taps[..., k : k + 1]
+    out = out.view(B, T, C)
+    grad_x, grad_w = torch.autograd.grad(out, (x, w), g)
+    return out.detach(), grad_x, grad_w
+
+
+def _rel_error(actual, ref) -> float:
+    assert actual.shape == ref.shape
+    diff = (actual.double() - ref).norm().item()
+    scale = ref.norm().item()
+    # A zero reference (e.g. the softmax gradient when K = 1) must be met exactly.
+    return diff / scale if scale > 0 else diff
+
+
+NAMES = ("out", "grad_x", "grad_w")
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("op", ["light", "dynamic"])
+def test_fp32_matches_float64_reference(monkeypatch, op, case):
+    x, w, g = _inputs(op, case, torch.float32)
+    got = _run_kernels(monkeypatch, op, case, x, w, g)
+    ref = _reference(case, x, w, g, got[3])
+    for name, a, r in zip(NAMES, got[:3], ref):
+        assert a.dtype == (w.dtype if name == "grad_w" else x.dtype)
+        err = _rel_error(a, r)
+        assert err <= FP32_TOL, f"{name}: relative error {err:.2e} > {FP32_TOL}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("case", LOWP_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("op", ["light", "dynamic"])
+def test_low_precision_within_twice_torch_error(monkeypatch, op, case, dtype):
+    x, w, g = _inputs(op, case, dtype)
+    got = _run_kernels(monkeypatch, op, case, x, w, g)
+    ref = _reference(case, x, w, g, got[3])
+    baseline = _torch_in_dtype(case, x, w, g, got[3])
+    for name, a, b, r in zip(NAMES, got[:3], baseline, ref):
+        assert a.dtype == dtype
+        err, base_err = _rel_error(a, r), _rel_error(b, r)
+        assert base_err > 0, f"{name}: the {dtype} baseline is exact, so it cannot bound the error"
+        assert err <= 2 * base_err, f"{name}: relative error {err:.2e} > 2 x torch {dtype} error {base_err:.2e}"
+
+
+@pytest.mark.parametrize("op", ["light", "dynamic"])
+def test_mixed_dtypes(monkeypatch, op):
+    """bfloat16 activations with float32 logits: each gradient in its input's dtype."""
+    case = Case(2, 9, 12, 3, 5, "centre")
+    x, w, g = _inputs(op, case, torch.bfloat16)
+    w = w.float()
+    got = _run_kernels(monkeypatch, op, case, x, w, g)
+    ref = _reference(case, x, w, g, None)
+    assert (got[0].dtype, got[1].dtype, got[2].dtype) == (torch.bfloat16, torch.bfloat16, torch.float32)
+    # Only the bfloat16 rounding of out and grad_x remains; grad_w is computed in float32 throughout.
+    assert _rel_error(got[0], ref[0]) <= 2**-8
+    assert _rel_error(got[1], ref[1]) <= 2**-8
+    assert _rel_error(got[2], ref[2]) <= FP32_TOL
+
+
+N_CONFIGS = max(len(triton_conv.CONV_CONFIGS), len(triton_grad_w.GRAD_W_CONFIGS))
+
+
+@pytest.mark.parametrize("config", range(N_CONFIGS), ids=lambda i: f"config{i}")
+@pytest.mark.parametrize("op", ["light", "dynamic"])
+def test_every_autotune_config(monkeypatch, op, config):
+    """Each configuration on a shape that needs several tiles in every dimension.
+
+    Each kernel runs configuration number ``config`` (modulo its count)
+    instead of the autotuner's choice (see ``triton_common.launch``). The
+    lightweight weight gradient is split into 24-row partial sums, which no
+    BLOCK_T divides.
+    """
+    monkeypatch.setattr(triton_common, "FORCE_CONFIG", config)
+    monkeypatch.setattr(triton_grad_w, "ROWS_PER_SPLIT", 24)
+    case = Case(2, 70, 128, 2, 5, "centre", dropout=0.2)
+    x, w, g = _inputs(op, case, torch.float32, seed=config)
+    got = _run_kernels(monkeypatch, op, case, x, w, g)
+    ref = _reference(case, x, w, g, got[3])
+    for name, a, r in zip(NAMES, got[:3], ref):
+        err = _rel_error(a, r)
+        assert err <= FP32_TOL, f"{name}: relative error {err:.2e} > {FP32_TOL}"
+
+
+def test_light_grad_w_is_reproducible(monkeypatch):
+    case = Case(2, 50, 12, 3, 7, "centre")
+    monkeypatch.setattr(triton_grad_w, "ROWS_PER_SPLIT", 16)
+    x, w, g = _inputs("light", case, torch.float32)
+    first = _run_kernels(monkeypatch, "light", case, x, w, g)[2]
+    second = _run_kernels(monkeypatch, "light", case, x, w, g)[2]
+    assert torch.equal(first, second)
+
+
+def test_keep_mask_is_a_function_of_seed_and_index():
+    seed = torch.tensor([1234], dtype=torch.int64, device=DEVICE)
+    p = 0.3
+    keep = triton_impl.dropconnect_keep_mask(seed, (40, 50), p)
+    assert keep.shape == (40, 50) and keep.dtype == torch.bool
+    # Same seed: same mask; the flat index is the Philox counter, so the mask
+    # of a smaller tensor is a prefix of that of a larger one.
+    assert torch.equal(keep, triton_impl.dropconnect_keep_mask(seed, (40, 50), p))
+    assert torch.equal(keep.flatten()[:700], triton_impl.dropconnect_keep_mask(seed, (700,), p))
+    other = triton_impl.dropconnect_keep_mask(seed + 1, (40, 50), p)
+    assert not torch.equal(keep, other)
+    # 2000 Bernoulli(0.7) draws: 4 standard deviations is about +-0.041.
+    assert abs(keep.float().mean().item() - (1 - p)) < 4 * (p * (1 - p) / keep.numel()) ** 0.5
