@@ -1,0 +1,129 @@
+"""End-to-end test of the toy recipe (recipes/toy/run.sh) with tiny settings.
+
+One full run (2,000 training pairs, 30 updates, BLEU not checked) in a temporary
+work directory, then cheap re-runs on it: finished stages are skipped, the
+BLEU line is printed last again, --min-bleu fails the recipe, changed settings
+and unknown options are refused, and a later stage on a fresh work directory
+fails with a clear message about its missing inputs.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN_SH = os.path.join(REPO, "recipes", "toy", "run.sh")
+BLEU_LINE = re.compile(r"^BLEU = \d+\.\d\d$")
+STAGES = ["1.corpus", "2.preprocess", "3.train", "4.generate", "5.score"]
+TINY = ["--train-size", "2000", "--valid-size", "100", "--test-size", "100",
+        "--max-epoch", "0", "--max-update", "30", "--max-tokens", "1024",
+        "--min-bleu", "0", "--model", "dynamicconv"]
+
+
+def _env():
+    env = dict(os.environ)
+    # The fairseq CLIs of the interpreter running the tests come first, as
+    # under `make` (which puts .venv/bin first on PATH).
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.pop("TRITON_INTERPRET", None)  # set by conftest; `make demo` does not set it
+    return env
+
+
+def run_recipe(*args, timeout=120):
+    t0 = time.monotonic()
+    proc = subprocess.run(["bash", RUN_SH, *args], capture_output=True, text=True,
+                          env=_env(), timeout=timeout)
+    return proc, time.monotonic() - t0
+
+
+def last_line(proc):
+    lines = proc.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("fairseq-train", path=_env()["PATH"]) is None or shutil.which("bash") is None,
+    reason="needs bash and the fairseq CLIs (make setup)")
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("toy") / "exp"
+    proc, seconds = run_recipe("--workdir", str(workdir), *TINY)
+    return workdir, proc, seconds
+
+
+def test_full_run(full_run):
+    workdir, proc, seconds = full_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for stage in STAGES:
+        assert (workdir / f".done.stage{stage}").is_file(), stage
+    for split in ("train", "valid", "test"):
+        for side in ("src", "tgt"):
+            assert (workdir / "data" / "raw" / f"{split}.{side}").stat().st_size > 0
+    assert (workdir / "data" / "raw" / "train.src").read_text().count("\n") == 2000
+    assert (workdir / "checkpoints" / "checkpoint_best.pt").is_file()
+    assert "arch dynamicconv_toy" in proc.stderr
+    hyps = (workdir / "decode" / "hyp.test.tgt").read_text().splitlines()
+    assert len(hyps) == 100
+    assert BLEU_LINE.match(last_line(proc)), proc.stdout[-2000:]
+    for n, stage in enumerate(STAGES, 1):
+        assert f"stage {n} ({stage.split('.')[1]}): done" in proc.stderr
+
+
+def test_rerun_skips_finished_stages(full_run):
+    workdir, first, _ = full_run
+    assert first.returncode == 0
+    proc, seconds = run_recipe("--workdir", str(workdir), *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for n, stage in enumerate(STAGES, 1):
+        assert f"skipping stage {n} ({stage.split('.')[1]})" in proc.stderr
+    assert "fairseq-train" not in proc.stderr
+    assert last_line(proc) == last_line(first)
+    assert seconds < 20, f"re-run took {seconds:.1f} s"
+
+
+def test_min_bleu_fails_the_recipe(full_run):
+    workdir, first, _ = full_run
+    assert first.returncode == 0
+    proc, _ = run_recipe("--workdir", str(workdir), *TINY, "--min-bleu", "101")  # last wins
+    assert proc.returncode != 0
+    assert "below --min-bleu 101" in proc.stderr
+    assert BLEU_LINE.match(last_line(proc))  # still printed, last
+
+
+def test_changed_settings_are_refused(full_run):
+    workdir, first, _ = full_run
+    assert first.returncode == 0
+    proc, _ = run_recipe("--workdir", str(workdir), *TINY, "--seed", "2", "--stop-stage", "1")
+    assert proc.returncode != 0
+    assert "stage 1 (corpus) was already done" in proc.stderr
+    assert "other settings" in proc.stderr
+
+
+def test_later_stage_on_fresh_workdir_fails(tmp_path):
+    workdir = tmp_path / "fresh"
+    proc, seconds = run_recipe("--workdir", str(workdir), *TINY, "--stage", "3",
+                               "--stop-stage", "3", timeout=60)
+    assert proc.returncode != 0
+    assert "missing input" in proc.stderr
+    assert "run stage 2 (preprocess) first" in proc.stderr
+    assert "fairseq-train" not in proc.stderr  # failed before starting training
+    assert not (workdir / ".done.stage3.train").exists()
+
+
+def test_bad_options_fail(tmp_path):
+    proc, _ = run_recipe("--workdir", str(tmp_path / "w"), "--no-such-option", "1", timeout=30)
+    assert proc.returncode != 0
+    assert "unknown option --no-such-option" in proc.stderr
+    proc, _ = run_recipe("--workdir", str(tmp_path / "w"), "--max-update", "ten", timeout=30)
+    assert proc.returncode != 0
+    assert "--max-update must be an integer" in proc.stderr
+    proc, _ = run_recipe("--help", timeout=30)
+    assert proc.returncode == 0
+    assert "--stop-stage" in proc.stdout and "--min-bleu" in proc.stdout
