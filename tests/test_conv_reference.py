@@ -151,3 +151,24 @@ def test_bad_backend_variable(monkeypatch):
     monkeypatch.setenv("LIGHTCONV_BACKEND", "cuda")
     with pytest.raises(ValueError, match="LIGHTCONV_BACKEND='cuda'"):
         lightweight_conv(torch.randn(1, 4, 4), torch.randn(2, 3), 1)
+
+
+@pytest.mark.parametrize("group_bytes", [1, 4 << 20], ids=["one-chunk-groups", "one-group"])
+@pytest.mark.parametrize("dynamic", [False, True], ids=["lightweight", "dynamic"])
+@pytest.mark.parametrize("shape", [(2, 37, 12, 3, 5, 2), (1, 29, 8, 4, 7, 6), (2, 23, 6, 2, 4, 0)],
+                         ids=["K5-centred", "K7-causal", "K4-left0"])
+def test_many_chunks_and_groups(shape, dynamic, group_bytes, monkeypatch):
+    """Short chunks, either each in its own group (the cropped single-chunk path at
+    every boundary) or all in one group (the overlap-add path across chunks)."""
+    monkeypatch.setattr(reference, "CHUNK", 4)
+    monkeypatch.setattr(reference, "GROUP_BYTES", group_bytes)
+    B, T, C, H, K, padding_l = shape
+    x, w = _inputs(B, T, C, H, K, dynamic)
+    out = (dynamic_conv if dynamic else lightweight_conv)(x, w, padding_l)
+    ref, x64, w64 = _loop(x, w, padding_l, True)
+    assert rel_err(out, ref) <= 1e-5
+    grad = torch.randn_like(ref)
+    out.backward(grad.float())
+    ref.backward(grad)
+    assert rel_err(x.grad, x64.grad) <= 1e-5
+    assert rel_err(w.grad, w64.grad) <= 1e-5

@@ -76,6 +76,28 @@ def _backward(ctx, grad_out):
 _conv.register_autograd(_backward, setup_context=_setup_context)
 
 
+class _EagerConv(torch.autograd.Function):
+    """The same two implementations for eager mode, without the custom op's
+    per-call dispatch cost (about 0.25 ms per forward + backward on CPU, which
+    decides the speed of short sequences). torch.compile traces ``_conv``."""
+
+    @staticmethod
+    def forward(ctx, x, weight, padding_l, weight_softmax, dropout_p, seed):
+        _setup_context(ctx, (x, weight, padding_l, weight_softmax, dropout_p, seed), None)
+        return _impl(x).forward(x, weight, padding_l, weight_softmax, dropout_p, seed)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight, seed = ctx.saved_tensors
+        grad_x, grad_w = _impl(x).backward(grad_out.contiguous(), x, weight, *ctx.config, seed)
+        return grad_x, grad_w, None, None, None, None
+
+
+def _run(x, weight, padding_l, weight_softmax, dropout_p, seed):
+    op = _conv if torch.compiler.is_compiling() else _EagerConv.apply
+    return op(x.contiguous(), weight.contiguous(), padding_l, weight_softmax, dropout_p, seed)
+
+
 def _check_common(x, padding_l, K, weight_softmax, weight_dropout, training):
     checks.check_int("kernel size K (weight.shape[-1])", K, 1)
     checks.check_int("padding_l", padding_l, 0, K - 1)
@@ -135,7 +157,7 @@ def lightweight_conv(
     _check_heads(x.shape[2], H)
     _check_common(x, padding_l, K, weight_softmax, weight_dropout, training)
     p, seed = _seed(x, weight_dropout, training)
-    return _conv(x.contiguous(), weight.contiguous(), padding_l, weight_softmax, p, seed)
+    return _run(x, weight, padding_l, weight_softmax, p, seed)
 
 
 def dynamic_conv(
@@ -177,4 +199,4 @@ def dynamic_conv(
     _check_heads(C, H)
     _check_common(x, padding_l, K, weight_softmax, weight_dropout, training)
     p, seed = _seed(x, weight_dropout, training)
-    return _conv(x.contiguous(), weight.contiguous(), padding_l, weight_softmax, p, seed)
+    return _run(x, weight, padding_l, weight_softmax, p, seed)
