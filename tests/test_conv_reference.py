@@ -45,6 +45,16 @@ def _inputs(B, T, C, H, K, dynamic, dtype=torch.float32, seed=0):
     return x, w
 
 
+def assert_fp32_matches(out, ref, x, w, x64, w64):
+    """Output, then both gradients for one random output gradient, within fp32's 1e-5."""
+    assert rel_err(out, ref) <= 1e-5
+    grad = torch.randn_like(ref)
+    out.backward(grad.float())
+    ref.backward(grad)
+    assert rel_err(x.grad, x64.grad) <= 1e-5
+    assert rel_err(w.grad, w64.grad) <= 1e-5
+
+
 def _loop(x, w, padding_l, weight_softmax, keep=None, p=0.0):
     x64 = x.detach().double().requires_grad_()
     w64 = w.detach().double().requires_grad_()
@@ -62,13 +72,7 @@ def test_fp32_matches_fp64_loop(shape, weight_softmax, dynamic):
     out = op(x, w, padding_l, weight_softmax=weight_softmax)
     ref, x64, w64 = _loop(x, w, padding_l, weight_softmax)
     assert out.dtype == torch.float32 and out.shape == x.shape
-    assert rel_err(out, ref) <= 1e-5
-
-    grad = torch.randn_like(ref)
-    out.backward(grad.float())
-    ref.backward(grad)
-    assert rel_err(x.grad, x64.grad) <= 1e-5
-    assert rel_err(w.grad, w64.grad) <= 1e-5
+    assert_fp32_matches(out, ref, x, w, x64, w64)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
@@ -106,12 +110,7 @@ def test_dropconnect_matches_loop_with_same_mask():
     keep = reference.dropconnect_keep((B, T, H, K), p, seed, "cpu")
     assert 0 < keep.sum() < keep.numel()
     ref, x64, w64 = _loop(x, w, padding_l, True, keep, p)
-    assert rel_err(out, ref) <= 1e-5
-    grad = torch.randn_like(ref)
-    out.backward(grad.float())
-    ref.backward(grad)
-    assert rel_err(x.grad, x64.grad) <= 1e-5
-    assert rel_err(w.grad, w64.grad) <= 1e-5
+    assert_fp32_matches(out, ref, x, w, x64, w64)
 
 
 def test_dropconnect_only_in_training_and_at_rate_p():
@@ -166,9 +165,4 @@ def test_many_chunks_and_groups(shape, dynamic, group_bytes, monkeypatch):
     x, w = _inputs(B, T, C, H, K, dynamic)
     out = (dynamic_conv if dynamic else lightweight_conv)(x, w, padding_l)
     ref, x64, w64 = _loop(x, w, padding_l, True)
-    assert rel_err(out, ref) <= 1e-5
-    grad = torch.randn_like(ref)
-    out.backward(grad.float())
-    ref.backward(grad)
-    assert rel_err(x.grad, x64.grad) <= 1e-5
-    assert rel_err(w.grad, w64.grad) <= 1e-5
+    assert_fp32_matches(out, ref, x, w, x64, w64)
