@@ -11,6 +11,7 @@ without re-importing:
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import torch
@@ -43,3 +44,11 @@ def use_triton(x: torch.Tensor) -> bool:
             "under TRITON_INTERPRET=1 (set before lightconv_kernels is imported)"
         )
     return True
+
+
+def implementation(x: torch.Tensor, op_package: str):
+    """The module that runs an op on ``x``: ``<op_package>.triton_impl`` or
+    ``<op_package>.reference``. The Triton one is imported only when first used,
+    so that TRITON_INTERPRET can still be set before the kernels are defined."""
+    name = "triton_impl" if use_triton(x) else "reference"
+    return importlib.import_module(f"{op_package}.{name}")

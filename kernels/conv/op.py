@@ -15,15 +15,10 @@ from typing import Optional
 import torch
 
 from .. import backend, checks
-from . import reference
 
 
 def _impl(x: torch.Tensor):
-    if backend.use_triton(x):
-        from . import triton_impl
-
-        return triton_impl
-    return reference
+    return backend.implementation(x, __package__)
 
 
 @torch.library.custom_op("lightconv_kernels::conv", mutates_args=())
