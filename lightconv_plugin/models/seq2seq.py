@@ -9,7 +9,7 @@ LightConv, DynamicConv and TaLK. The named architectures of the papers live in
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 import torch.nn as nn

@@ -13,7 +13,6 @@ from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from lightconv_kernels import dynamic_conv, lightweight_conv
 
