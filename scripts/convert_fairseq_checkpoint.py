@@ -180,6 +180,10 @@ def _our_options(fs_args, kind: str) -> argparse.Namespace:
     args.arch = args._name = OURS[kind]
     # fairseq's lightconv FFN is hard-wired to ReLU whatever activation_fn says.
     args.activation_fn = "relu"
+    # fairseq decodes with zero-padded kernels (its training forward's short-batch
+    # cut is an inconsistency of its own, not what the checkpoint decodes with);
+    # recorded explicitly so that the checkpoint says which edge it uses.
+    args.conv_edge = "zeros"
     if kind == SEQ2SEQ:
         # fairseq builds the decoder embedding at decoder_embed_dim.
         args.decoder_input_dim = args.decoder_embed_dim
@@ -403,8 +407,8 @@ def verify(fs_sd, fs_args, our_sd, our_model, task, kind, atol):
                     "them, numerical verification skipped", even)
         return None
     # At least as long as every decoder kernel: on shorter inputs fairseq's
-    # DynamicConv (DynamicConv_scripatable) renormalises the softmax over the
-    # taps that fit instead of zero-padding, unlike its own incremental decoding.
+    # DynamicConv (DynamicConv_scripatable) cuts the kernel before the softmax
+    # (our --conv-edge fairseq), unlike its own incremental decoding (zeros).
     K = max(fs_args.decoder_kernel_size_list)
     T = min(K + 4, fs_args.max_target_positions)
     if T < K and fs_args.decoder_conv_type == "dynamic":

@@ -20,8 +20,11 @@ from lightconv_plugin.models.lm import ConvLanguageModel
 from lightconv_plugin.models.seq2seq import ConvSeq2SeqModel
 from lightconv_plugin.modules.mixers import MIXER_BUILDERS
 
-# Every registered convolution type gets every property test below.
+# Every registered convolution type gets every property test below, and the
+# K-tap types once more with the 'renorm' edge, whose decoding state differs.
 CONV_TYPES = sorted(MIXER_BUILDERS)
+CONFIGS = [(c, "zeros") for c in CONV_TYPES] + [("lightweight", "renorm"), ("dynamic", "renorm")]
+CONFIG_IDS = [f"{c}-{e}" for c, e in CONFIGS]
 
 
 class FakeTask:
@@ -40,8 +43,8 @@ def build(arch, task=None, **overrides):
     return model.eval()
 
 
-def small(conv_type, **kw):
-    return dict(encoder_conv_type=conv_type, decoder_conv_type=conv_type, encoder_embed_dim=16,
+def small(conv_type, edge="zeros", **kw):
+    return dict(encoder_conv_type=conv_type, decoder_conv_type=conv_type, conv_edge=edge, encoder_embed_dim=16,
                 encoder_ffn_embed_dim=32, encoder_attention_heads=4, encoder_layers=2,
                 decoder_layers=2, encoder_kernel_size_list=[3, 4], decoder_kernel_size_list=[3, 5], **kw)
 
@@ -103,11 +106,11 @@ BEAM_ORDERS = {"within-beams": [1, 1, 3, 2], "sentence-finished": [3, 2]}
 
 
 @pytest.mark.parametrize("order", sorted(BEAM_ORDERS))
-@pytest.mark.parametrize("conv_type", CONV_TYPES)
-def test_seq2seq_incremental_equals_full_with_beam_reorder(conv_type, order):
+@pytest.mark.parametrize("conv_type,edge", CONFIGS, ids=CONFIG_IDS)
+def test_seq2seq_incremental_equals_full_with_beam_reorder(conv_type, edge, order):
     torch.manual_seed(0)
     task = FakeTask()
-    model = build("lcp_seq2seq", task, **small(conv_type, encoder_glu=True))
+    model = build("lcp_seq2seq", task, **small(conv_type, edge, encoder_glu=True))
     src = tokens(task, 2, 7, seed=1).repeat_interleave(2, dim=0)  # 2 sentences x beam 2
     prev = tokens(task, 4, 9, seed=2)
     enc = model.encoder(src, src_lengths=None)
@@ -117,11 +120,11 @@ def test_seq2seq_incremental_equals_full_with_beam_reorder(conv_type, order):
     torch.testing.assert_close(inc, full, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("conv_type", CONV_TYPES)
-def test_lm_incremental_equals_full(conv_type):
+@pytest.mark.parametrize("conv_type,edge", CONFIGS, ids=CONFIG_IDS)
+def test_lm_incremental_equals_full(conv_type, edge):
     torch.manual_seed(0)
     task = FakeTask()
-    model = build("lcp_lm", task, decoder_conv_type=conv_type, decoder_embed_dim=16,
+    model = build("lcp_lm", task, decoder_conv_type=conv_type, conv_edge=edge, decoder_embed_dim=16,
                   decoder_ffn_embed_dim=32, decoder_attention_heads=2, decoder_layers=3,
                   decoder_kernel_size_list=[2, 3, 6])
     prev = tokens(task, 2, 8)
@@ -130,13 +133,13 @@ def test_lm_incremental_equals_full(conv_type):
     torch.testing.assert_close(inc, full, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("conv_type", CONV_TYPES)
-def test_padding_changes_no_real_output(conv_type):
+@pytest.mark.parametrize("conv_type,edge", CONFIGS, ids=CONFIG_IDS)
+def test_padding_changes_no_real_output(conv_type, edge):
     """Same sentences with more left padding and garbage pad embeddings: same outputs."""
     torch.manual_seed(0)
     task = FakeTask()
     pad = task.source_dictionary.pad()
-    model = build("lcp_seq2seq", task, **small(conv_type, encoder_glu=True))
+    model = build("lcp_seq2seq", task, **small(conv_type, edge, encoder_glu=True))
     src, prev = tokens(task, 2, 6, seed=3), tokens(task, 2, 5, seed=4)
     src[1, :2] = pad  # the second sentence is shorter (fairseq pads sources on the left)
     out, _ = model(src, None, prev)
@@ -166,6 +169,45 @@ def test_single_kernel_size_applies_to_all_layers():
 def test_heads_must_divide_conv_dim():
     with pytest.raises(ValueError, match="num_heads=5"):
         build("dynamicconv_toy", encoder_attention_heads=5)
+
+
+def test_renorm_decoder_ignores_right_padding():
+    """A target padded on the right (fairseq's default) gives the same outputs at real positions."""
+    torch.manual_seed(0)
+    task = FakeTask()
+    pad = task.target_dictionary.pad()
+    model = build("lcp_seq2seq", task, **small("dynamic", "renorm"))
+    src, prev = tokens(task, 2, 6, seed=5), tokens(task, 2, 4, seed=6)
+    padded = torch.cat([prev, torch.full((2, 3), pad)], dim=1)
+    with torch.no_grad():
+        model.decoder.embed.embed_tokens.weight[pad].normal_()
+    torch.testing.assert_close(model(src, None, padded)[0][:, :4], model(src, None, prev)[0],
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("edge", ["renorm", "fairseq"])
+def test_talk_has_only_the_zeros_edge(edge):
+    with pytest.raises(ValueError, match=f"--conv-edge={edge} does not apply to TaLK"):
+        build("lcp_seq2seq", **small("talk", edge))
+
+
+def test_edges_differ_only_near_the_start_of_a_causal_layer():
+    """Same weights, three edges: identical outputs once every tap is inside."""
+    torch.manual_seed(0)
+    task = FakeTask()
+    base = build("lcp_lm", task, decoder_conv_type="dynamic", decoder_embed_dim=16, decoder_layers=1,
+                 decoder_ffn_embed_dim=32, decoder_attention_heads=2, decoder_kernel_size_list=[4])
+    prev = tokens(task, 2, 9)
+    outs = {}
+    for edge in ("zeros", "renorm", "fairseq"):
+        for layer in base.decoder.layers:
+            layer.conv.mixer.edge = edge
+        outs[edge] = base.decoder(prev)[0]
+    for edge in ("renorm", "fairseq"):
+        torch.testing.assert_close(outs[edge][:, 3:], outs["zeros"][:, 3:], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(outs["renorm"][:, :3], outs["zeros"][:, :3])
+    # T = 9 >= K = 4: fairseq's cut does not apply.
+    torch.testing.assert_close(outs["fairseq"], outs["zeros"], rtol=1e-5, atol=1e-5)
 
 
 def test_unknown_conv_type():

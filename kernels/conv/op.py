@@ -15,6 +15,7 @@ from typing import Optional
 import torch
 
 from .. import backend, checks
+from . import edge as edges
 
 
 def _impl(x: torch.Tensor):
@@ -93,7 +94,7 @@ def _run(x, weight, padding_l, weight_softmax, dropout_p, seed):
     return op(x.contiguous(), weight.contiguous(), padding_l, weight_softmax, dropout_p, seed)
 
 
-def _check_common(x, padding_l, K, weight_softmax, weight_dropout, training):
+def _check_common(x, padding_l, K, weight_softmax, weight_dropout, training, edge, valid):
     checks.check_int("kernel size K (weight.shape[-1])", K, 1)
     checks.check_int("padding_l", padding_l, 0, K - 1)
     if not isinstance(weight_softmax, bool):
@@ -101,6 +102,17 @@ def _check_common(x, padding_l, K, weight_softmax, weight_dropout, training):
     if not isinstance(training, bool):
         checks.fail("training", training, "a bool")
     checks.check_probability("weight_dropout", weight_dropout)
+    if edge not in edges.EDGES:
+        checks.fail("edge", edge, f"one of {', '.join(edges.EDGES)}")
+    if edge == "renorm" and not weight_softmax:
+        checks.fail("edge", edge, "weight_softmax=True: 'renorm' renormalises the softmax over the taps")
+    if valid is not None:
+        if not isinstance(valid, torch.Tensor) or valid.dtype != torch.bool:
+            checks.fail("valid", type(valid).__name__ if not isinstance(valid, torch.Tensor) else valid.dtype,
+                        "a bool tensor (B, T), True on positions inside the sequence")
+        if tuple(valid.shape) != tuple(x.shape[:2]):
+            checks.fail("valid.shape", tuple(valid.shape), f"(B, T) = {tuple(x.shape[:2])}")
+        checks.check_same_device(x=x, valid=valid)
 
 
 def _check_heads(C: int, H: int):
@@ -122,6 +134,8 @@ def lightweight_conv(
     weight_softmax: bool = True,
     weight_dropout: float = 0.0,
     training: bool = False,
+    edge: str = "zeros",
+    valid: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Depthwise convolution with one K-tap kernel per head, shared over time.
 
@@ -135,6 +149,12 @@ def lightweight_conv(
         weight: (H, K) with H dividing C; any supported dtype.
         padding_l: taps to the left of the output position, 0 <= padding_l <= K - 1
             (K - 1 is causal, (K - 1) // 2 centred).
+        edge: what a tap outside the sequence means (see :mod:`.edge`):
+            ``"zeros"`` (it reads 0; softmax over all K), ``"renorm"`` (softmax
+            over the taps inside only) or ``"fairseq"`` (fairseq 0.12's
+            training forward; for this op the same as ``"zeros"``).
+        valid: optional (B, T) bool, False on padding: such positions count as
+            outside the sequence (they read 0, and ``renorm`` leaves them out).
 
     Returns:
         (B, T, C) in the dtype of ``x``; accumulation is float32.
@@ -150,9 +170,13 @@ def lightweight_conv(
     checks.check_same_device(x=x, weight=weight)
     H, K = weight.shape
     _check_heads(x.shape[2], H)
-    _check_common(x, padding_l, K, weight_softmax, weight_dropout, training)
+    _check_common(x, padding_l, K, weight_softmax, weight_dropout, training, edge, valid)
     p, seed = _seed(x, weight_dropout, training)
-    return _run(x, weight, padding_l, weight_softmax, p, seed)
+    out = _run(edges.mask_outside(x, valid), weight, padding_l, weight_softmax, p, seed)
+    if edge == "renorm":
+        inside = edges.tap_inside(valid, x.shape[1], K, padding_l, x.device)
+        out = edges.scale_heads(out, edges.renorm_light_scale(weight, inside))
+    return out
 
 
 def dynamic_conv(
@@ -163,6 +187,8 @@ def dynamic_conv(
     weight_softmax: bool = True,
     weight_dropout: float = 0.0,
     training: bool = False,
+    edge: str = "zeros",
+    valid: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Depthwise convolution with a K-tap kernel per position and head.
 
@@ -174,6 +200,9 @@ def dynamic_conv(
         x: (B, T, C), float32, float16 or bfloat16.
         weight: (B, T, H, K), logits when ``weight_softmax``.
         padding_l: 0 <= padding_l <= K - 1.
+        edge: as :func:`lightweight_conv`; ``"fairseq"`` cuts a causal kernel
+            to its last T taps before the softmax when T < K.
+        valid: as :func:`lightweight_conv`.
 
     Returns:
         (B, T, C) in the dtype of ``x``.
@@ -192,6 +221,13 @@ def dynamic_conv(
         checks.fail("weight.shape", tuple(weight.shape), f"(B, T, H, K) with B={B}, T={T}")
     H, K = weight.shape[2:]
     _check_heads(C, H)
-    _check_common(x, padding_l, K, weight_softmax, weight_dropout, training)
+    _check_common(x, padding_l, K, weight_softmax, weight_dropout, training, edge, valid)
     p, seed = _seed(x, weight_dropout, training)
+    x = edges.mask_outside(x, valid)
+    if edge == "fairseq":
+        weight, padding_l = edges.fairseq_cut(weight, T, padding_l)
+    elif edge == "renorm":
+        inside = edges.tap_inside(valid, T, K, padding_l, x.device)
+        out = _run(x, edges.renorm_dynamic_logits(weight, inside), padding_l, True, p, seed)
+        return out if valid is None else edges.zero_where_no_tap_inside(out, inside)
     return _run(x, weight, padding_l, weight_softmax, p, seed)

@@ -10,7 +10,7 @@ MODEL = "lcp_lm"
 def base_lm_architecture(args):
     set_defaults(args, {
         "dropout": 0.1, "attention_dropout": 0.0, "relu_dropout": 0.0, "input_dropout": 0.1,
-        "weight_softmax": True, "activation_fn": "relu",
+        "weight_softmax": True, "activation_fn": "relu", "conv_edge": "zeros",
         "decoder_conv_type": "dynamic", "decoder_embed_dim": 512, "decoder_ffn_embed_dim": 2048,
         "decoder_layers": 6, "decoder_attention_heads": 8,
         "decoder_kernel_size_list": [3, 7, 15, 31, 31, 31], "decoder_glu": True,

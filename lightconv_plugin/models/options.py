@@ -8,6 +8,7 @@ thing, so that its checkpoints' arguments carry over unchanged.
 from __future__ import annotations
 
 from fairseq import utils
+from lightconv_kernels.conv.edge import EDGES
 from fairseq.models import register_model_architecture
 
 
@@ -29,6 +30,11 @@ def add_common_args(parser):
     add("--weight-dropout", type=float, metavar="D", help="DropConnect on the normalised convolution weights")
     add("--weight-softmax", type=utils.eval_bool, metavar="BOOL", help="softmax-normalise the kernel over K")
     add("--activation-fn", choices=["relu", "swish", "gelu"], help="FFN activation")
+    add("--conv-edge", choices=EDGES,
+        help="taps of a lightweight/dynamic kernel outside the sequence: 'zeros' (read 0, softmax "
+             "over all K; the paper's code, the default), 'renorm' (softmax over the taps inside, "
+             "in training and decoding alike), 'fairseq' (fairseq 0.12's training forward: a causal "
+             "kernel longer than the batch is cut before the softmax; decoding as 'zeros')")
 
 
 def add_side_args(parser, side: str, conv_types):

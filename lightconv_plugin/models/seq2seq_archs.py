@@ -20,7 +20,7 @@ DEC_KERNELS = [3, 7, 15, 31, 31, 31]
 def base_architecture(args):
     set_defaults(args, {
         "dropout": 0.1, "attention_dropout": 0.0, "relu_dropout": 0.0, "input_dropout": 0.1,
-        "weight_softmax": True, "activation_fn": "relu",
+        "weight_softmax": True, "activation_fn": "relu", "conv_edge": "zeros",
         "encoder_conv_type": "dynamic", "encoder_embed_dim": 512, "encoder_ffn_embed_dim": 2048,
         "encoder_layers": 7, "encoder_attention_heads": 8, "encoder_kernel_size_list": ENC_KERNELS,
         "encoder_glu": True, "encoder_normalize_before": False, "encoder_learned_pos": False,

@@ -66,10 +66,10 @@ class ConvSubBlock(nn.Module):
         return x
 
     def forward(self, x, pad_mask: Optional[torch.Tensor]):
-        return self.out_proj(self.mixer(self._project_in(x, pad_mask)))
+        return self.out_proj(self.mixer(self._project_in(x, pad_mask), pad_mask))
 
     def step(self, x_t, pad_mask_t, state):
-        y, state = self.mixer.step(self._project_in(x_t, pad_mask_t), state)
+        y, state = self.mixer.step(self._project_in(x_t, pad_mask_t), state, pad_mask_t)
         return self.out_proj(y), state
 
 

@@ -3,8 +3,14 @@
 A mixer maps (B, T, C) to (B, T, C) along time. Blocks call ``forward`` on
 whole sequences and ``step`` during incremental decoding, where ``state`` is
 whatever the mixer needs to produce the next position (here the last K - 1
-inputs, a bounded buffer) and must be a dict of tensors with batch first so
-that beam search can reorder it with ``index_select``.
+inputs, a bounded buffer, and with ``edge="renorm"`` which of them are inside
+the sequence) and must be a dict of tensors with batch first so that beam
+search can reorder it with ``index_select``.
+
+``edge`` is the op's rule for taps outside the sequence (see
+:mod:`lightconv_kernels.conv.edge`). Decoding applies ``zeros`` for both
+``zeros`` and ``fairseq`` (fairseq's own decoding does), and ``renorm`` as in
+the full forward, so that ``renorm`` decodes exactly what it trained on.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from lightconv_kernels import dynamic_conv, lightweight_conv
+from lightconv_kernels.conv.edge import EDGES
 
 State = Dict[str, torch.Tensor]
 
@@ -28,21 +35,37 @@ class _KTapMixer(nn.Module):
     """Shared parts of the two K-tap convolutions: config and the decoding buffer."""
 
     def __init__(self, dim: int, num_heads: int, kernel_size: int, causal: bool,
-                 weight_softmax: bool = True, weight_dropout: float = 0.0):
+                 weight_softmax: bool = True, weight_dropout: float = 0.0, edge: str = "zeros"):
         super().__init__()
         if dim % num_heads != 0:
             raise ValueError(f"num_heads={num_heads}: must divide the convolution dim {dim}")
         if kernel_size < 1:
             raise ValueError(f"kernel_size={kernel_size}: must be >= 1")
+        if edge not in EDGES:
+            raise ValueError(f"edge={edge!r}: expected one of {', '.join(EDGES)}")
+        if edge == "renorm" and not weight_softmax:
+            raise ValueError("edge='renorm': needs weight_softmax=True (it renormalises the softmax)")
+        self.edge = edge
         self.dim, self.num_heads, self.kernel_size = dim, num_heads, kernel_size
         self.causal = causal
         self.padding_l = kernel_size - 1 if causal else encoder_padding_l(kernel_size)
         self.weight_softmax = weight_softmax
         self.weight_dropout = weight_dropout
 
-    def _taps(self, logits: torch.Tensor) -> torch.Tensor:
+    def _op_edge(self, pad_mask: Optional[torch.Tensor]):
+        """(edge, valid) for the op: only ``renorm`` needs to know where padding is;
+        the block has already zeroed padded inputs."""
+        if self.edge == "renorm" and pad_mask is not None:
+            return self.edge, ~pad_mask
+        return self.edge, None
+
+    def _taps(self, logits: torch.Tensor, inside: Optional[torch.Tensor]) -> torch.Tensor:
+        """Normalised taps (B, H, K) of one step; ``inside`` (B, K) only for renorm."""
         w = logits.float()
-        if self.weight_softmax:
+        if inside is not None:
+            w = w.masked_fill(~inside.unsqueeze(1), float("-inf"))
+            w = torch.softmax(w, dim=-1).nan_to_num(0.0)  # no tap inside: all -inf rows give 0
+        elif self.weight_softmax:
             w = torch.softmax(w, dim=-1)
         return w
 
@@ -62,17 +85,28 @@ class _KTapMixer(nn.Module):
         out = torch.einsum("bkhr,bhk->bhr", w, taps)
         return out.reshape(B, 1, C).to(window.dtype)
 
-    def step(self, x_t: torch.Tensor, state: Optional[State]):
+    def _inside(self, x_t: torch.Tensor, state: Optional[State], pad_mask_t: Optional[torch.Tensor]):
+        """(B, K) bool: which inputs of the window are inside the sequence."""
+        B = x_t.shape[0]
+        prev = x_t.new_zeros(B, self.kernel_size - 1, dtype=torch.bool) if state is None else state["inside"]
+        now = torch.ones(B, 1, dtype=torch.bool, device=x_t.device) if pad_mask_t is None else ~pad_mask_t
+        return torch.cat([prev, now.view(B, 1)], dim=1)
+
+    def step(self, x_t: torch.Tensor, state: Optional[State], pad_mask_t: Optional[torch.Tensor] = None):
         if not self.causal:
             raise RuntimeError("step() is for causal (decoder) mixers")
         window = self._window(x_t, state)
-        out = self._apply_window(window, self._step_taps(x_t))
-        return out, {"window": window[:, 1:]}
+        inside = self._inside(x_t, state, pad_mask_t) if self.edge == "renorm" else None
+        out = self._apply_window(window, self._taps(self._step_logits(x_t), inside))
+        new_state = {"window": window[:, 1:]}
+        if inside is not None:
+            new_state["inside"] = inside[:, 1:]
+        return out, new_state
 
     def extra_repr(self):
         return (f"dim={self.dim}, heads={self.num_heads}, kernel_size={self.kernel_size}, "
                 f"padding_l={self.padding_l}, weight_softmax={self.weight_softmax}, "
-                f"weight_dropout={self.weight_dropout}")
+                f"weight_dropout={self.weight_dropout}, edge={self.edge}")
 
 
 class LightweightConvMixer(_KTapMixer):
@@ -83,12 +117,14 @@ class LightweightConvMixer(_KTapMixer):
         self.weight = nn.Parameter(torch.empty(num_heads, kernel_size))
         nn.init.xavier_uniform_(self.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pad_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        edge, valid = self._op_edge(pad_mask)
         return lightweight_conv(x, self.weight, self.padding_l, weight_softmax=self.weight_softmax,
-                                weight_dropout=self.weight_dropout, training=self.training)
+                                weight_dropout=self.weight_dropout, training=self.training,
+                                edge=edge, valid=valid)
 
-    def _step_taps(self, x_t):
-        return self._taps(self.weight).unsqueeze(0).expand(x_t.shape[0], -1, -1)
+    def _step_logits(self, x_t):
+        return self.weight.unsqueeze(0).expand(x_t.shape[0], -1, -1)
 
 
 class DynamicConvMixer(_KTapMixer):
@@ -103,15 +139,17 @@ class DynamicConvMixer(_KTapMixer):
         B, T, _ = x.shape
         return self.weight_proj(x).view(B, T, self.num_heads, self.kernel_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pad_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        edge, valid = self._op_edge(pad_mask)
         return dynamic_conv(x, self._logits(x), self.padding_l, weight_softmax=self.weight_softmax,
-                            weight_dropout=self.weight_dropout, training=self.training)
+                            weight_dropout=self.weight_dropout, training=self.training,
+                            edge=edge, valid=valid)
 
-    def _step_taps(self, x_t):
-        return self._taps(self._logits(x_t)[:, 0])
+    def _step_logits(self, x_t):
+        return self._logits(x_t)[:, 0]
 
 
 def build_ktap_mixer(conv_type: str, dim: int, num_heads: int, size: int, causal: bool, args):
     cls = {"lightweight": LightweightConvMixer, "dynamic": DynamicConvMixer}[conv_type]
     return cls(dim, num_heads, size, causal, weight_softmax=args.weight_softmax,
-               weight_dropout=args.weight_dropout)
+               weight_dropout=args.weight_dropout, edge=args.conv_edge)

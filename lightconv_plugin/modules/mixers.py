@@ -3,7 +3,9 @@
 A builder takes (conv_type, dim, num_heads, size, causal, args) where ``size``
 is the layer's entry of ``--{encoder,decoder}-kernel-size-list`` (the kernel
 width K, or the maximum window offset for TaLK) and returns a mixer module
-with ``forward(x)`` and, when causal, ``step(x_t, state)``.
+with ``forward(x, pad_mask)`` and, when causal, ``step(x_t, state, pad_mask_t)``;
+x arrives with padded positions zeroed, and ``pad_mask`` (B, T) (or None when
+nothing is padded) says where they are.
 """
 
 from __future__ import annotations

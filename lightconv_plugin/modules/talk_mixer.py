@@ -48,14 +48,16 @@ class TalkMixer(nn.Module):
             offsets = offsets * keep
         return offsets
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pad_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        # Padded inputs arrive zeroed, and a zero adds nothing to a window sum:
+        # padding needs no other treatment here.
         offsets = self._offsets(x)
         if self.causal:
             return talk_conv(x, offsets, None, self.max_left, 0)
         left, right = offsets.split(self.num_heads, dim=-1)
         return talk_conv(x, left.contiguous(), right.contiguous(), self.max_left, self.max_right)
 
-    def step(self, x_t: torch.Tensor, state: Optional[State]):
+    def step(self, x_t: torch.Tensor, state: Optional[State], pad_mask_t: Optional[torch.Tensor] = None):
         """x_t (B, 1, C) -> (B, 1, C); the state holds max_left + 2 prefix values per channel."""
         if not self.causal:
             raise RuntimeError("step() is for causal (decoder) mixers")
@@ -69,4 +71,11 @@ class TalkMixer(nn.Module):
 
 
 def build_talk_mixer(conv_type: str, dim: int, num_heads: int, size: int, causal: bool, args):
+    edge = args.conv_edge
+    if edge != "zeros":
+        raise ValueError(
+            f"--conv-edge={edge} does not apply to TaLK layers: a TaLK window is clipped at the "
+            "sequence edge and divided by the largest window (the paper's normalisation), not "
+            "softmax-normalised over taps, so it has only the 'zeros' edge; use --conv-edge zeros "
+            "with --encoder-conv-type/--decoder-conv-type talk")
     return TalkMixer(dim, num_heads, size, causal, offset_dropout=args.weight_dropout)
