@@ -15,6 +15,13 @@
 3. ``import fairseq`` runs ``logging.basicConfig(level=DEBUG)`` in one of its
    wav2vec modules, which floods any script with debug messages. The root
    logger is put back to INFO (fairseq's command-line tools' own level).
+4. A distributed training that resumes from a checkpoint loads it on rank 0
+   and sends the loaded state, its OmegaConf config included, to the other
+   ranks as a pickle, which they read with ``torch.load`` and its new
+   ``weights_only=True`` default: every rank but 0 crashes on the config
+   classes, so no multi-GPU (or multi-node) run can resume. Those bytes come
+   from rank 0 of the same job, not from a file, so the receiving side loads
+   them in full; the same protocol (length, then bytes) is kept.
 """
 
 from __future__ import annotations
@@ -60,6 +67,32 @@ def keep_last_batch():
     data_utils.batch_by_size = batch_by_size
 
 
+def trust_broadcast_objects():
+    from fairseq.distributed import utils as dist_utils
+
+    if getattr(dist_utils._broadcast_object_slow, "trusts_peers", False):
+        return
+
+    def broadcast_object_slow(obj, src_rank, group, dist_device):
+        import io
+
+        if dist_utils.get_rank(group) == src_rank:
+            raw = io.BytesIO()
+            torch.save(obj, raw)
+            data = torch.ByteTensor(raw.getbuffer()).to(dist_device)
+            dist_utils.broadcast(torch.LongTensor([len(data)]).to(dist_device), src=src_rank, group=group)
+            dist_utils.broadcast(data, src=src_rank, group=group)
+            return obj
+        length = torch.LongTensor([0]).to(dist_device)
+        dist_utils.broadcast(length, src=src_rank, group=group)
+        data = torch.ByteTensor(int(length.item())).to(dist_device)
+        dist_utils.broadcast(data, src=src_rank, group=group)
+        return torch.load(io.BytesIO(data.cpu().numpy()), map_location="cpu", weights_only=False)
+
+    broadcast_object_slow.trusts_peers = True
+    dist_utils._broadcast_object_slow = broadcast_object_slow
+
+
 def quiet_root_logger():
     root = logging.getLogger()
     if root.level == logging.DEBUG:
@@ -68,4 +101,5 @@ def quiet_root_logger():
 
 allow_fairseq_checkpoints()
 keep_last_batch()
+trust_broadcast_objects()
 quiet_root_logger()
