@@ -19,7 +19,8 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_SH = os.path.join(REPO, "recipes", "toy", "run.sh")
 BLEU_LINE = re.compile(r"^BLEU = \d+\.\d\d$")
-STAGES = ["1.corpus", "2.preprocess", "3.train", "4.generate", "5.score"]
+STAGES = ["1.download", "2.prepare", "3.binarize", "4.train@dynamicconv", "5.average@dynamicconv",
+          "6.evaluate@dynamicconv"]
 TINY = ["--train-size", "2000", "--valid-size", "100", "--test-size", "100",
         "--max-epoch", "0", "--max-update", "30", "--max-tokens", "1024",
         "--min-bleu", "0", "--model", "dynamicconv"]
@@ -67,9 +68,9 @@ def test_full_run(full_run):
         for side in ("src", "tgt"):
             assert (workdir / "data" / "raw" / f"{split}.{side}").stat().st_size > 0
     assert (workdir / "data" / "raw" / "train.src").read_text().count("\n") == 2000
-    assert (workdir / "checkpoints" / "checkpoint_best.pt").is_file()
+    assert (workdir / "checkpoints" / "dynamicconv" / "checkpoint_best.pt").is_file()
     assert "arch dynamicconv_toy" in proc.stderr
-    hyps = (workdir / "decode" / "hyp.test.tgt").read_text().splitlines()
+    hyps = (workdir / "decode" / "dynamicconv" / "hyp.test.tgt").read_text().splitlines()
     assert len(hyps) == 100
     assert BLEU_LINE.match(last_line(proc)), proc.stdout[-2000:]
     for n, stage in enumerate(STAGES, 1):
@@ -102,19 +103,19 @@ def test_changed_settings_are_refused(full_run):
     assert first.returncode == 0
     proc, _ = run_recipe("--workdir", str(workdir), *TINY, "--seed", "2", "--stop-stage", "1")
     assert proc.returncode != 0
-    assert "stage 1 (corpus) was already done" in proc.stderr
+    assert "stage 1 (download) was already done" in proc.stderr
     assert "other settings" in proc.stderr
 
 
 def test_later_stage_on_fresh_workdir_fails(tmp_path):
     workdir = tmp_path / "fresh"
-    proc, seconds = run_recipe("--workdir", str(workdir), *TINY, "--stage", "3",
-                               "--stop-stage", "3", timeout=60)
+    proc, seconds = run_recipe("--workdir", str(workdir), *TINY, "--stage", "4",
+                               "--stop-stage", "4", timeout=60)
     assert proc.returncode != 0
     assert "missing input" in proc.stderr
-    assert "run stage 2 (preprocess) first" in proc.stderr
+    assert "run stage 3 (binarize) first" in proc.stderr
     assert "fairseq-train" not in proc.stderr  # failed before starting training
-    assert not (workdir / ".done.stage3.train").exists()
+    assert not (workdir / ".done.stage4.train@dynamicconv").exists()
 
 
 def test_bad_options_fail(tmp_path):

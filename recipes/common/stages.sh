@@ -32,6 +32,8 @@ RECIPE_NAME=${RECIPE_NAME:-$(basename "$(dirname "$(readlink -f "$0")")")}
 _OPTION_NAMES=()
 declare -A _OPTION_HELP=()
 declare -A _OPTION_DEFAULT=()
+declare -A _OPTION_IS_FLAG=()
+DRY_RUN=${DRY_RUN:-0}
 
 log() {
     printf '%s (%s) %s\n' "$(date '+%F %T')" "$RECIPE_NAME" "$*" >&2
@@ -54,6 +56,21 @@ option() {
     printf -v "$name" '%s' "$2"
 }
 
+# set_option_default NAME VALUE: another default for a declared option (a
+# recipe adapting the common options to itself).
+set_option_default() {
+    [[ -v "_OPTION_HELP[$1]" ]] || die "set_option_default: no option '$1'"
+    _OPTION_DEFAULT[$1]=$2
+    printf -v "$1" '%s' "$2"
+}
+
+# flag NAME HELP: declare a switch --NAME (no value); $NAME is 0, or 1 when given.
+flag() {
+    [[ $# -eq 2 ]] || die "flag: usage: flag NAME HELP (got: $*)"
+    option "$1" 0 "$2"
+    _OPTION_IS_FLAG[$1]=1
+}
+
 usage() {
     echo "Usage: $0 [--option value ...]"
     [[ -n "${RECIPE_DESCRIPTION:-}" ]] && printf '\n%s\n' "$RECIPE_DESCRIPTION"
@@ -61,28 +78,43 @@ usage() {
     echo "Options (default in brackets):"
     local name
     for name in "${_OPTION_NAMES[@]}"; do
-        printf '  --%-18s %s [%s]\n' "${name//_/-}" "${_OPTION_HELP[$name]}" \
-            "${_OPTION_DEFAULT[$name]}"
+        if [[ -v "_OPTION_IS_FLAG[$name]" ]]; then
+            printf '  --%-18s %s [%s]\n' "${name//_/-}" "${_OPTION_HELP[$name]}" \
+                "$( ((_OPTION_DEFAULT[$name])) && echo on || echo off)"
+        else
+            printf '  --%-18s %s [%s]\n' "${name//_/-}" "${_OPTION_HELP[$name]}" \
+                "${_OPTION_DEFAULT[$name]}"
+        fi
     done
 }
 
-# parse_options "$@": --key value or --key=value for every declared option;
-# --help / -h prints usage and exits 0; anything else is an error.
+# parse_options "$@": --key value or --key=value for every declared option,
+# --name for a flag; --help / -h prints usage and exits 0; anything else is an
+# error.
 parse_options() {
     while [[ $# -gt 0 ]]; do
-        local arg=$1 key value
+        local arg=$1 key value name
         case $arg in
             -h|--help) usage; exit 0 ;;
             --*=*) key=${arg%%=*}; value=${arg#*=}; shift ;;
             --*)
                 key=$arg
-                [[ $# -ge 2 ]] || die "option $key needs a value (see --help)"
-                value=$2; shift 2 ;;
+                name=${key#--}
+                name=${name//-/_}
+                if [[ -v "_OPTION_IS_FLAG[$name]" ]]; then
+                    value=1; shift
+                else
+                    [[ $# -ge 2 ]] || die "option $key needs a value (see --help)"
+                    value=$2; shift 2
+                fi ;;
             *) die "unexpected argument '$arg' (options are --key value; see --help)" ;;
         esac
-        local name=${key#--}
+        name=${key#--}
         name=${name//-/_}
         [[ -v "_OPTION_HELP[$name]" ]] || die "unknown option $key (see --help)"
+        if [[ -v "_OPTION_IS_FLAG[$name]" && $value != 0 && $value != 1 ]]; then
+            die "$key is a switch: give it alone (or $key=0 / $key=1), got '$value'"
+        fi
         printf -v "$name" '%s' "$value"
     done
 }
@@ -112,11 +144,15 @@ require_choice() {
 }
 
 # require_file PATH [HINT] / require_dir PATH [HINT]: input checks for stages.
+# A dry run checks no inputs: it shows the commands of stages whose inputs
+# earlier stages would make.
 require_file() {
+    (( DRY_RUN )) && return 0
     [[ -f $1 && -s $1 ]] || die "${_CURRENT_STAGE:+stage $_CURRENT_STAGE: }missing input file $1${2:+ -- $2}"
 }
 
 require_dir() {
+    (( DRY_RUN )) && return 0
     [[ -d $1 ]] || die "${_CURRENT_STAGE:+stage $_CURRENT_STAGE: }missing input directory $1${2:+ -- $2}"
 }
 
@@ -162,8 +198,16 @@ print(os.path.dirname(spec.origin) if spec and spec.origin else "")' 2>/dev/null
 run_logged() {
     local logf=$1 filter=$2 rc
     shift 2
+    if (( DRY_RUN )); then
+        show_command "$@"
+        return 0
+    fi
     mkdir -p "$(dirname "$logf")"
     log "running: $(printf '%q ' "$@")"
+    # Every command that ran, in order, for the results file.
+    if [[ -n ${COMMANDS_LOG:-} ]]; then
+        { printf '# stage %s\n' "${_CURRENT_STAGE:-?}"; show_command "$@"; } >> "$COMMANDS_LOG"
+    fi
     log "  (full log: $logf)"
     set +e
     if [[ -n $filter ]]; then
@@ -181,26 +225,35 @@ run_logged() {
     fi
 }
 
+# show_command CMD [ARGS...]: the command as a shell would re-read it, on stdout.
+show_command() {
+    printf '%q' "$1"
+    shift
+    (( $# )) && printf ' %q' "$@"
+    printf '\n'
+}
+
 # init_stages DIR: sentinels (.done.stageN.NAME) are kept in DIR.
 init_stages() {
     _STAGE_DIR=$1
-    mkdir -p "$_STAGE_DIR"
+    (( DRY_RUN )) || mkdir -p "$_STAGE_DIR"
     require_int stage
     require_int stop_stage
 }
 
-_stage_sentinel() {  # N -> path of the existing sentinel of stage N, or ""
-    local f
-    for f in "$_STAGE_DIR"/.done.stage"$1".*; do
-        [[ -e $f ]] && { echo "$f"; return 0; }
-    done
-    echo ""
+_stage_sentinel() {  # N NAME -> path of the existing sentinel of stage N, or ""
+    local f=$_STAGE_DIR/.done.stage$1.$2
+    if [[ -e $f ]]; then echo "$f"; else echo ""; fi
 }
 
 # run_stage N NAME [--sig SIGNATURE] FUNCTION [ARGS...]
 #   SIGNATURE: the settings the stage's output depends on.  It is stored in the
 #   sentinel; re-using a work directory with different settings fails loudly
 #   instead of silently skipping the stage.
+#   NAME may carry a scope, BASE@SCOPE (e.g. train@dynamicconv): several models
+#   share the data stages of one work directory, and a stage of one scope
+#   invalidates the later stages of its own scope and the unscoped ones, not
+#   another model's; an unscoped stage invalidates every later stage.
 run_stage() {
     local n=$1 name=$2 sig=""
     shift 2
@@ -210,8 +263,18 @@ run_stage() {
     if (( n < stage || n > stop_stage )); then
         return 0
     fi
+    if (( DRY_RUN )); then
+        # Every command of the stage, none run, no sentinel read or written.
+        echo "# stage $n ($name)"
+        (
+            set -euo pipefail
+            _CURRENT_STAGE="$n ($name)"
+            "$@"
+        ) || die "stage $n ($name): dry run failed"
+        return 0
+    fi
     local sentinel
-    sentinel=$(_stage_sentinel "$n")
+    sentinel=$(_stage_sentinel "$n" "$name")
     if [[ -n $sentinel ]]; then
         local old_sig
         old_sig=$(sed -n 's/^sig: //p' "$sentinel")
@@ -227,10 +290,14 @@ run_stage() {
     log "stage $n ($name): start"
     local t0=$SECONDS rc later
     # The stage's outputs are about to change: later stages must be redone.
+    local scope=""
+    [[ $name == *@* ]] && scope=${name##*@}
     for later in "$_STAGE_DIR"/.done.stage*; do
         [[ -e $later ]] || continue
-        local m=${later##*/.done.stage}
+        local m=${later##*/.done.stage} later_scope=""
+        [[ $m == *@* ]] && later_scope=${m##*@}
         m=${m%%.*}
+        [[ -n $scope && -n $later_scope && $later_scope != "$scope" ]] && continue
         if [[ $m =~ ^[0-9]+$ ]] && (( m > n )); then rm -f "$later"; fi
     done
     set +e
