@@ -1,0 +1,314 @@
+"""Manifest of the upstream archives of the translation recipes (stage 1).
+
+Every archive lands in the recipe's ``--downloads DIR`` under its upstream file
+name (``Archive.name``).  Several WMT years publish different files under the
+same name (``dev.tgz``, ``test.tgz``), so give each setting its own downloads
+directory; a wrong year's file is caught by its checksum.
+
+Checksums are those published by a third party that downloaded the same URL:
+TensorFlow Datasets' ``url_checksums/*.txt`` (size and sha256) and sacrebleu's
+dataset table (md5).  ``source`` names where each value comes from; ``None``
+means no public checksum was found (never invented).
+
+``select(setting, downloads)`` says which archives a run needs: for
+``wmt16_en_de`` Google's preprocessed tarball when it is present, else the raw
+WMT16 corpora.  ``optional`` archives are not read by the pipeline and are
+fetched only when named with ``fetch.py --only``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+TFDS = "tensorflow_datasets url_checksums/{}.txt"
+SACREBLEU = "sacrebleu dataset table ({}), md5"
+NO_CHECKSUM = "no public checksum found"
+
+
+@dataclasses.dataclass(frozen=True)
+class Archive:
+    name: str
+    url: str
+    size: int | None = None
+    sha256: str | None = None
+    md5: str | None = None
+    manual: bool = False  # never downloaded by fetch.py (registration, dead link)
+    how_to_get: str = ""
+    source: str = NO_CHECKSUM
+
+    @property
+    def checksum(self) -> tuple[str, str] | None:
+        """(algorithm, hex digest) of the strongest known checksum, or None."""
+        if self.sha256:
+            return "sha256", self.sha256
+        if self.md5:
+            return "md5", self.md5
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str
+    needed: tuple[str, ...]
+    # Used instead of `needed` when every one of them is present (wmt16_en_de).
+    preferred: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    route: str  # "raw", or "preferred" when the preferred archives are used
+    required: tuple[Archive, ...]
+    optional: tuple[Archive, ...]
+
+
+def _statmt(path: str, size: int, sha256: str, tfds_file: str) -> Archive:
+    return Archive(
+        name=path.rsplit("/", 1)[-1],
+        url=f"https://www.statmt.org/{path}",
+        size=size,
+        sha256=sha256,
+        source=TFDS.format(tfds_file),
+    )
+
+
+def _cwmt(name: str, size: int, sha256: str) -> Archive:
+    # Distributed by the CWMT organisers on an anonymous-login FTP server for
+    # WMT17 participants; it may no longer answer.
+    return Archive(
+        name=f"{name}.zip",
+        url=f"ftp://cwmt-wmt:cwmt-wmt@nlp.nju.edu.cn/parallel/{name}.zip",
+        size=size,
+        sha256=sha256,
+        how_to_get=(
+            f"CWMT corpus {name}.zip, distributed to WMT17 participants by the CWMT organisers "
+            f"(ftp://cwmt-wmt:cwmt-wmt@nlp.nju.edu.cn/parallel/{name}.zip, see "
+            "https://www.statmt.org/wmt17/translation-task.html); put it in the downloads directory"
+        ),
+        source=TFDS.format("wmt17_translate"),
+    )
+
+
+_A = [
+    Archive(
+        name="de-en.tgz",
+        url="https://dl.fbaipublicfiles.com/fairseq/data/iwslt14/de-en.tgz",
+        md5="10936dfdf616504ddbd844e91b94ef4a",
+        source=(
+            "a third-party download script (not the publisher), unconfirmed; "
+            "size about 19.98 MB (DATA.md)"
+        ),
+    ),
+    _statmt(
+        "wmt13/training-parallel-europarl-v7.tgz", 657632379,
+        "0224c7c710c8a063dfd893b0cc0830202d61f4c75c17eb8e31836103d27d96e7", "wmt16_translate",
+    ),
+    _statmt(
+        "wmt13/training-parallel-commoncrawl.tgz", 918311367,
+        "c7a74e2ea01ac6c920123108627e35278d4ccb5701e15428ffa34de86fa3a9e5", "wmt16_translate",
+    ),
+    _statmt(
+        "wmt13/training-parallel-un.tgz", 2365634246,
+        "29141b5c1eba149a94f7a59d3b1a834b2e47fe0f8758d68dcd77a3d3f497ee47", "wmt13_translate",
+    ),
+    _statmt(
+        "wmt14/training-parallel-nc-v9.tgz", 80418416,
+        "cb8953f292298e6877ae433c98912b927cb0766b303f4540512ddd286c748485", "wmt14_translate",
+    ),
+    _statmt(
+        "wmt10/training-giga-fren.tar", 2595102720,
+        "3ff8319f6919393520559bfbc7ad6a747ec81b3abc7be9993b338d4b017b4d9a", "wmt13_translate",
+    ),
+    Archive(
+        name="test-full.tgz",
+        url="https://www.statmt.org/wmt14/test-full.tgz",
+        md5="a8cd784e006feb32ac6f3d9ec7eb389a",
+        source=SACREBLEU.format("wmt14/full"),
+    ),
+    Archive(
+        name="training-parallel-nc-v11.tgz",
+        url="https://data.statmt.org/wmt16/translation-task/training-parallel-nc-v11.tgz",
+        size=75178032,
+        sha256="cfe8ab047e05043476e498ee765c98e939c7b7d6d294e856344c84476b619d6a",
+        source=TFDS.format("wmt16_translate"),
+    ),
+    Archive(
+        name="training-parallel-nc-v12.tgz",
+        url="https://data.statmt.org/wmt17/translation-task/training-parallel-nc-v12.tgz",
+        size=168591139,
+        sha256="2b45f30ef1d550d302fd17dd3a5cbe19134ccc4c2cf50c2dae534aee600101a2",
+        source=TFDS.format("wmt17_translate"),
+    ),
+    Archive(
+        name="wmt16_en_de.tar.gz",
+        url="https://drive.google.com/uc?export=download&id=0B_bZck-ksdkpM25jRUN2X2UxMm8",
+        md5="874ab6bbfe9c21ec987ed1b9347f95ec",
+        manual=True,
+        how_to_get=(
+            "wmt16_en_de.tar.gz: Google's preprocessed WMT16 En-De (tensorflow/nmt's "
+            "wmt16_en_de.sh output, about 502 MB); its Google Drive link no longer works. "
+            "If you have a copy, put it in the downloads directory and the recipe uses it; "
+            "otherwise the recipe rebuilds it from the raw WMT16 corpora"
+        ),
+        source="DATA.md (md5); size not published",
+    ),
+    Archive(
+        name="UNv1.0.en-zh.tar.gz",
+        url="https://conferences.unite.un.org/uncorpus",
+        size=1386685703,
+        sha256="6f9c6401d5f0a49b20661324570d99fb86822d82f974748a361e19b9b886dd49",
+        manual=True,
+        how_to_get=(
+            "UNv1.0.en-zh.tar.gz: the United Nations Parallel Corpus v1.0, English-Chinese, from "
+            "https://conferences.unite.un.org/uncorpus (registration); put it in the downloads "
+            "directory (if it comes in parts UNv1.0.en-zh.tar.gz.00, .01, ..., put the parts "
+            "there, or join them with cat)"
+        ),
+        source=TFDS.format("wmt17_translate") + " (checksum of the same file on the TFDS mirror)",
+    ),
+    _cwmt("casia2015", 98159063, "c939f1528f96c419e9bbffb9caad869616a969e7704ffac896e245a02aff59a9"),
+    _cwmt("casict2011", 166957775, "606adc0ccc5d8fc7c47f8589991286616342a1a379a571ce3038918731ae0182"),
+    _cwmt("casict2015", 106836569, "eef8e25b297c1aff12ab24719247d3588e756d7a4e2c30d4d34fcb4d05ab1050"),
+    _cwmt("datum2015", 100118018, "654afce6731485c40ce856514ab80cd2bfd836126bcaf48cdb911ebc32b021a4"),
+    _cwmt("datum2017", 99278067, "737455c139596f4abf3b1da73bc38932b3ef9534549328eff47d867e29950ed2"),
+    _cwmt("neu2017", 148681171, "9f63020b6990cde85f5387b745e3ae37f1d6a49848b90a49bae28219fb65395f"),
+]
+_BY_NAME = {a.name: a for a in _A}
+
+# dev.tgz / test.tgz differ per year: kept out of _BY_NAME, one per setting.
+_YEARLY = {
+    "wmt14_en_fr": {
+        "dev.tgz": Archive(
+            name="dev.tgz",
+            url="https://www.statmt.org/wmt14/dev.tgz",
+            source=NO_CHECKSUM + " (neither TFDS nor sacrebleu lists the WMT14 dev.tgz)",
+        ),
+    },
+    "wmt16_en_de": {
+        "dev.tgz": Archive(
+            name="dev.tgz",
+            url="https://data.statmt.org/wmt16/translation-task/dev.tgz",
+            md5="4a3dc2760bb077f4308cce96b06e6af6",
+            source=SACREBLEU.format("wmt16/dev"),
+        ),
+        "test.tgz": Archive(
+            name="test.tgz",
+            url="https://data.statmt.org/wmt16/translation-task/test.tgz",
+            md5="3d809cd0c2c86adb2c67034d15c4e446",
+            source=SACREBLEU.format("wmt16"),
+        ),
+    },
+    "wmt17_zh_en": {
+        "dev.tgz": Archive(
+            name="dev.tgz",
+            url="https://data.statmt.org/wmt17/translation-task/dev.tgz",
+            md5="9b1aa63c1cf49dccdd20b962fe313989",
+            source=SACREBLEU.format("wmt17/dev"),
+        ),
+        "test.tgz": Archive(
+            name="test.tgz",
+            url="https://data.statmt.org/wmt17/translation-task/test.tgz",
+            md5="86a1724c276004aa25455ae2a04cef26",
+            source=SACREBLEU.format("wmt17"),
+        ),
+    },
+}
+
+CWMT = ("casia2015.zip", "casict2011.zip", "casict2015.zip", "datum2015.zip",
+        "datum2017.zip", "neu2017.zip")
+
+SETTINGS = {
+    "iwslt14_de_en": Setting("iwslt14_de_en", needed=("de-en.tgz",)),
+    "wmt16_en_de": Setting(
+        "wmt16_en_de",
+        preferred=("wmt16_en_de.tar.gz",),
+        needed=("training-parallel-europarl-v7.tgz", "training-parallel-commoncrawl.tgz",
+                "training-parallel-nc-v11.tgz", "dev.tgz", "test.tgz"),
+    ),
+    "wmt14_en_fr": Setting(
+        "wmt14_en_fr",
+        needed=("training-parallel-europarl-v7.tgz", "training-parallel-commoncrawl.tgz",
+                "training-parallel-un.tgz", "training-parallel-nc-v9.tgz",
+                "training-giga-fren.tar", "test-full.tgz"),
+        # fairseq's pipeline takes its valid set from the training data.
+        optional=("dev.tgz",),
+    ),
+    "wmt17_zh_en": Setting(
+        "wmt17_zh_en",
+        needed=("training-parallel-nc-v12.tgz", "UNv1.0.en-zh.tar.gz", *CWMT,
+                "dev.tgz", "test.tgz"),
+    ),
+}
+
+
+def setting(name: str) -> Setting:
+    if name not in SETTINGS:
+        raise ValueError(f"unknown setting {name!r} (choose from: {', '.join(SETTINGS)})")
+    return SETTINGS[name]
+
+
+def archive(setting_name: str, name: str) -> Archive:
+    """The archive called `name` as the setting `setting_name` uses it."""
+    found = _YEARLY.get(setting_name, {}).get(name) or _BY_NAME.get(name)
+    if found is None or name not in archive_names(setting_name):
+        raise ValueError(f"setting {setting_name!r} has no archive {name!r} "
+                         f"(it has: {', '.join(archive_names(setting_name))})")
+    return found
+
+
+def archive_names(setting_name: str) -> tuple[str, ...]:
+    s = setting(setting_name)
+    return s.preferred + s.needed + s.optional
+
+
+def archives(setting_name: str) -> tuple[Archive, ...]:
+    """Every archive the setting knows of, required or not."""
+    return tuple(archive(setting_name, n) for n in archive_names(setting_name))
+
+
+def select(setting_name: str, downloads: Path | str | None = None) -> Selection:
+    """Which archives a run of the setting needs, given what `downloads` holds.
+
+    The preferred archives (wmt16: Google's tarball) are used when all are
+    present; the others are then optional.  Otherwise the raw set is required
+    and the preferred archives are optional.
+    """
+    s = setting(setting_name)
+    present = set()
+    if downloads is not None and Path(downloads).is_dir():
+        present = {p.name for p in Path(downloads).iterdir() if p.is_file()}
+    get = lambda names: tuple(archive(setting_name, n) for n in names)  # noqa: E731
+    if s.preferred and set(s.preferred) <= present:
+        return Selection("preferred", get(s.preferred), get(s.needed + s.optional))
+    return Selection("raw", get(s.needed), get(s.preferred + s.optional))
+
+
+_MODELS = "https://dl.fbaipublicfiles.com/fairseq/models/dynamicconv/"
+_TESTSETS = "https://dl.fbaipublicfiles.com/fairseq/data/"
+_NO_MODEL_SUM = NO_CHECKSUM + " (fairseq's hub_models() lists the URL only)"
+
+PRETRAINED = {
+    name: Archive(name=name, url=base + name, source=_NO_MODEL_SUM)
+    for base, names in (
+        (_MODELS, (
+            "iwslt14.de-en.lightconv.tar.gz",
+            "iwslt14.de-en.dynamicconv.tar.gz",
+            "wmt16.en-de.joined-dict.lightconv.tar.gz",
+            "wmt16.en-de.joined-dict.dynamicconv.tar.gz",
+            "wmt16.en-de.joined-dict.lightconv-glu.tar.gz",
+            "wmt16.en-de.joined-dict.dynamicconv-glu.tar.gz",
+            "wmt14.en-fr.joined-dict.lightconv-glu.tar.gz",
+            "wmt14.en-fr.joined-dict.dynamicconv-glu.tar.gz",
+            "wmt17.zh-en.lightconv-glu.tar.gz",
+            "wmt17.zh-en.dynamicconv-glu.tar.gz",
+        )),
+        (_TESTSETS, (
+            "iwslt14.de-en.test.tar.bz2",
+            "wmt16.en-de.joined-dict.newstest2014.tar.bz2",
+            "wmt14.en-fr.joined-dict.newstest2014.tar.bz2",
+            "wmt17.zh-en.newstest2017.tar.bz2",
+        )),
+    )
+    for name in names
+}
