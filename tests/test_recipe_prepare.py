@@ -98,15 +98,15 @@ def check_common(out, setting, train, valid, test):
 # --- IWSLT14 ------------------------------------------------------------------
 
 def iwslt_expected(lang):
-    """The cleaned training text, in order: per talk, title and description
-    without tags (speaker, url, keywords, talkid dropped), then the good body
-    lines; tokenised and lowercased."""
+    """The cleaned training text, in order: per talk, the speaker line as it
+    is, title and description without tags (url, keywords, talkid dropped),
+    then the good body lines; tokenised and lowercased."""
     lines = corpus_lines("iwslt14_de_en", "train.tags")[0 if lang == "de" else 1]
     tok = Tokenizer(lang, lowercase=True)
     kept, body = [], 0
     for i, line in enumerate(lines):
         if i % 46 < 6:
-            if i % 46 in (4, 5):
+            if i % 46 in (2, 4, 5):
                 kept.append(re.sub(r"</?(title|description)>", "", line))
         else:
             body += 1
@@ -117,12 +117,12 @@ def iwslt_expected(lang):
 
 def test_iwslt14_counts_split_and_text(prepared):
     downloads, out = prepared("iwslt14_de_en")
-    # 368 lines - 8 x (url, keywords, talkid, speaker) = 336; cleaning drops
-    # the 6 bad body lines; 330 = 314 body + 8 titles + 8 descriptions.
-    report = check_common(out, "iwslt14_de_en", train=316, valid=14, test=130)
+    # 368 lines - 8 x (url, keywords, talkid) = 344; cleaning drops the 6 bad
+    # body lines; 338 = 314 body + 8 x (speaker, title, description).
+    report = check_common(out, "iwslt14_de_en", train=324, valid=14, test=130)
     assert report["lowercase"] is True and report["bpe_merges"] == 10000
     assert report["cleaning"]["train+valid"] == {
-        "before": 336, "after": 330,
+        "before": 344, "after": 338,
         "dropped": {"empty": 2, "too_long": 2, "too_short": 0, "ratio": 2, "long_word": 0}}
     for lang in ("de", "en"):
         train, valid = unbpe(read(out / f"train.{lang}")), unbpe(read(out / f"valid.{lang}"))
@@ -132,7 +132,11 @@ def test_iwslt14_counts_split_and_text(prepared):
         assert merged == iwslt_expected(lang)
         for name in (f"train.{lang}", f"valid.{lang}", f"test.{lang}", f"test.raw.{lang}"):
             text = (out / name).read_text(encoding="utf-8")
-            assert "<" not in text and "url" not in text and "talkid" not in text, name
+            # Only the <speaker> lines keep tags, as in fairseq's data; the
+            # dropped metadata and the title/description tags are gone.
+            for tag in ("url", "keywords", "talkid", "title", "description"):
+                assert f"< {tag} >" not in text and f"<{tag}>" not in text, (name, tag)
+            assert all("speaker" in line for line in text.splitlines() if "<" in line), name
             if "raw" not in name:
                 assert text == text.lower(), name
 
@@ -296,7 +300,8 @@ def test_parse_iwslt_tags():
              "<description>TED Talk: about</description>", '<reviewer href="r">R</reviewer>',
              '<doc docid="1">', "Plain text with <b>bold</b>.", "</doc>", "Second line."]
     assert list(parse_iwslt_tags(lines)) == [
-        "Al Gore: On things", "TED Talk: about", "Plain text with <b>bold</b>.", "Second line."]
+        "<speaker>Al Gore</speaker>", "Al Gore: On things", "TED Talk: about", '<reviewer href="r">R</reviewer>',
+        '<doc docid="1">', "Plain text with <b>bold</b>.", "</doc>", "Second line."]
 
 
 def test_parse_seg_lines():

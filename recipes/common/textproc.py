@@ -192,24 +192,21 @@ _SPACES = re.compile(r"\s+")
 # <speaker>, <reviewer>, <translator>, <doc> lines, dropped too below.
 _IWSLT_DROP = ("<url>", "<talkid>", "<keywords>")
 _IWSLT_KEEP_TEXT = re.compile(r"</?(?:title|description)>")
-_TAG_ONLY_LINE = re.compile(r"^\s*(?:<(\w+)[^>]*>.*</\1>|</?\w+[^>]*>)\s*$")
 
 
 def parse_iwslt_tags(lines: Iterable[str]) -> Iterator[str]:
     """Text lines of an IWSLT train.tags.* file.
 
-    Lines containing <url>, <talkid> or <keywords> are dropped (as fairseq
-    does); <title> and <description> lose their tags but keep their text
-    (fairseq trains on them); any other line made only of one tagged element
-    or of a lone tag (<speaker>..</speaker>, <doc ...>, </doc>) is dropped.
+    Exactly fairseq's rule, which the papers' data went through: lines
+    containing <url>, <talkid> or <keywords> are dropped; <title> and
+    <description> lose their tags but keep their text; every other line,
+    other metadata such as <speaker> included, is kept as it is (the paper's
+    training set has them, so its pair counts do too).
     """
     for line in lines:
         if any(tag in line for tag in _IWSLT_DROP):
             continue
-        if _IWSLT_KEEP_TEXT.search(line):
-            yield _IWSLT_KEEP_TEXT.sub("", line)
-        elif not _TAG_ONLY_LINE.match(line):
-            yield line
+        yield _IWSLT_KEEP_TEXT.sub("", line)
 
 
 _SEG = re.compile(r"<seg\b[^>]*>(.*?)(?:</seg>|$)", re.IGNORECASE)
