@@ -26,6 +26,7 @@ declare_recipe_options() {
     option train_args "" "extra fairseq-train arguments, appended last (word-split)"
     option downloads "" "folder of the upstream archives (default: <workdir>/downloads)"
     flag skip_checksums "do not verify the archives' checksums (local fixtures)"
+    option checksums "" "a sha256sum-style file whose checksums replace the manifest's (archives you verified)"
     flag dry_run "print every command of the selected stages, fully expanded; run none"
     option launcher local "local | torchrun | slurm"
     option gpus 1 "GPUs per node (with --cpu: processes per node)"
@@ -121,12 +122,16 @@ precision_args() {
 fetch_archives() {
     local args=("$PYTHON" "$COMMON_DIR/fetch.py" "$1" --downloads "$downloads")
     (( skip_checksums )) && args+=(--skip-checksums)
+    if [[ -n $checksums ]]; then
+        require_file "$checksums" "--checksums names no file"
+        args+=(--checksum-file "$(realpath "$checksums")")
+    fi
     if (( DRY_RUN )); then
         show_command "${args[@]}"
         "${args[@]}" --dry-run >&2
         return 0
     fi
-    "${args[@]}"
+    run_logged "$workdir/logs/stage1.download.log" '.' "${args[@]}"
 }
 
 # launch_train LOGFILE CKPT_DIR FAIRSEQ_TRAIN_ARGS...: stage 4 with the launcher.
