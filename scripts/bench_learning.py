@@ -16,6 +16,7 @@ trains in its own process (one thread), then is scored with beam search
 model's own full forward pass).
 
 The task, generated here from a fixed seed: a source sentence is 3 to 15 words
+(``--max-words``)
 from a 180-word vocabulary of nouns, adjectives and verbs; its translation maps
 each word through a fixed lexicon, puts each adjective after the noun that
 follows it, and marks every verb with the number (singular or plural particle)
@@ -79,9 +80,9 @@ def _lexicon(rng):
     return {c: list(zip(src[a:b], tgt[a:b])) for c, (a, b) in classes.items()}
 
 
-def _pair(lex, rng):
-    """One (source, target) pair of 3 to 15 words."""
-    n = rng.randint(3, 15)
+def _pair(lex, rng, max_words):
+    """One (source, target) pair of 3 to ``max_words`` words."""
+    n = rng.randint(3, max_words)
     cls = [rng.choice(("noun", "noun", "adj", "verb")) for _ in range(n)]
     plural = [rng.random() < 0.4 for _ in range(n)]
     words = [rng.choice(lex[c]) for c in cls]
@@ -105,12 +106,12 @@ def _pair(lex, rng):
     return " ".join(src), " ".join(tgt)
 
 
-def make_corpus(raw: Path, train: int, seed: int = 1):
+def make_corpus(raw: Path, train: int, max_words: int, seed: int = 1):
     rng = random.Random(f"bench-learning-{seed}")
     lex = _lexicon(rng)
     raw.mkdir(parents=True, exist_ok=True)
     for split, n in (("test", 500), ("valid", 300), ("train", train)):
-        pairs = [_pair(lex, rng) for _ in range(n)]
+        pairs = [_pair(lex, rng, max_words) for _ in range(n)]
         for side, k in (("src", 0), ("tgt", 1)):
             (raw / f"{split}.{side}").write_text("".join(p[k] + "\n" for p in pairs))
 
@@ -177,7 +178,7 @@ def train_and_score(system: str, seed: int, data: Path, raw: Path, out: Path, a)
 
 def summarise(results, a) -> str:
     lines = [
-        f"Short-sentence task (3-15 words), DynamicConv 2+2 blocks d=64 kernels [3,7], {a.updates} updates, "
+        f"Short-sentence task (3-{a.max_words} words), DynamicConv 2+2 blocks d=64 kernels [3,7], {a.updates} updates, "
         f"max-tokens {a.max_tokens}, lr {a.lr}, dropout {a.dropout}, weight dropout {a.weight_dropout}; "
         "beam 4 BLEU on 500 test sentences; teacher-forced test NLL (bits/token, each model's full forward).",
         "",
@@ -221,6 +222,7 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--updates", type=int, default=600)
     p.add_argument("--train-size", type=int, default=20000)
+    p.add_argument("--max-words", type=int, default=15, help="longest source sentence (shortest: 3)")
     p.add_argument("--max-tokens", type=int, default=1024)
     p.add_argument("--lr", type=float, default=0.003)
     p.add_argument("--dropout", type=float, default=0.1)
@@ -230,10 +232,12 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.seeds < 1 or a.updates < 1 or a.jobs < 1:
         p.error("--seeds, --updates and --jobs must be >= 1")
+    if a.max_words < 3:
+        p.error(f"--max-words={a.max_words}: must be >= 3")
 
     raw, data = a.out / "raw", a.out / "data-bin"
     if not (data / "dict.tgt.txt").exists():
-        make_corpus(raw, a.train_size)
+        make_corpus(raw, a.train_size, a.max_words)
         _run([BIN / "fairseq-preprocess", "--source-lang", "src", "--target-lang", "tgt",
               "--trainpref", raw / "train", "--validpref", raw / "valid", "--testpref", raw / "test",
               "--destdir", data, "--workers", "1"], a.out / "preprocess.log")
