@@ -61,6 +61,16 @@ def test_stages_1_to_6_on_the_fixture(setting, tmp_path):
     if "sacrebleu" in result["metrics"]:
         assert result["metrics"]["sacrebleu"]["signature"].startswith("nrefs:1")
 
+    if setting == "iwslt14_de_en":  # the model folder translates raw text, as the README shows
+        src, tgt = "de", "en"
+        out = subprocess.run(
+            ["fairseq-interactive", str(model), "--user-dir", str(Path(REPO) / "lightconv_plugin"),
+             "--path", str(model / "model.pt"), "--source-lang", src, "--target-lang", tgt, "--cpu",
+             "--tokenizer", "moses", "--bpe", "subword_nmt", "--bpe-codes", str(model / "bpecodes")],
+            input="das ist ein test .\n", capture_output=True, text=True, env=_env(), timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert re.search(r"^D-0\t-?[\d.]+\t\S", out.stdout, re.M), out.stdout[-2000:]
+
     again = run(setting, "--workdir", workdir, "--downloads", downloads, *TINY, timeout=120)
     assert again.returncode == 0, again.stderr[-3000:]
     assert last_line(again) == last_line(proc)
