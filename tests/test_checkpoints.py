@@ -19,9 +19,10 @@ from lightconv_plugin import compat
 
 N = 6  # updates of the first run; the resumed run goes on to 2N
 
-# dynamicconv_toy, smaller still so that a dozen updates take seconds on CPU.
+# dynamicconv_toy, smaller still so that a dozen updates take seconds on CPU,
+# with the renorm edge, which the checkpoint must record.
 ARGS = (
-    "--task", "translation", "--arch", "dynamicconv_toy",
+    "--task", "translation", "--arch", "dynamicconv_toy", "--conv-edge", "renorm",
     "--encoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64",
     "--optimizer", "adam", "--lr", "0.002", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "4",
     "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1", "--max-tokens", "600",
@@ -55,6 +56,7 @@ def test_training_resumes_and_checkpoints_need_only_allowed_globals(tmp_path_fac
         state = torch.load(path, map_location="cpu", weights_only=True)
         assert state["optimizer_history"][-1]["num_updates"] == 2 * N
         assert state["cfg"]["model"].arch == "dynamicconv_toy"
+        assert state["cfg"]["model"].conv_edge == "renorm"
         # The optimizer and lr-scheduler state are in the file (Adam moments, inverse_sqrt).
         assert state["last_optimizer_state"]["state"], name
         assert state["optimizer_history"][-1]["optimizer_name"] == "FairseqAdam"

@@ -280,6 +280,7 @@ def test_untrained_configurations_convert_exactly(case, converter):
     out, info = converter.convert({"args": args, "model": sd})
     assert info["max_abs_diff"] is not None and info["max_abs_diff"] <= 1e-4, info
     assert out["args"].arch == {"lightconv": "lcp_seq2seq", "lightconv_lm": "lcp_lm"}[arch]
+    assert out["args"].conv_edge == "zeros"  # fairseq decodes without its training forward's cut
 
 
 def _set(key, value):
