@@ -14,6 +14,11 @@ means no public checksum was found (never invented).
 ``wmt16_en_de`` Google's preprocessed tarball when it is present, else the raw
 WMT16 corpora.  ``optional`` archives are not read by the pipeline and are
 fetched only when named with ``fetch.py --only``.
+
+``PRETRAINED`` lists the archives of the models released by Wu et al. (2019)
+and their binarised test sets; ``RELEASES`` says, per fairseq hub name, which
+setting and --model each model belongs to and which archives it needs
+(``fetch.py --pretrained NAME``, ``run.sh --pretrained NAME``).
 """
 
 from __future__ import annotations
@@ -312,3 +317,70 @@ PRETRAINED = {
     )
     for name in names
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+    """A released model of Wu et al. (2019), under its fairseq hub name."""
+
+    name: str
+    setting: str
+    model: str  # the recipe's --model that it is an instance of
+    archive: str  # PRETRAINED key of the model archive
+    test_set: str  # PRETRAINED key of the binarised test set made with its dictionaries
+    # Whether the paper reports this very configuration (its WMT models have
+    # GLUs, its IWSLT ones none): only then is the paper's number comparable.
+    in_paper: bool = True
+    # (archive of the setting, member): the raw reference SGM, for metrics on
+    # detokenised text that the binarised test set cannot give.
+    reference: tuple[str, str] | None = None
+
+
+def _release(name, setting, archive, test_set, **kwargs) -> Release:
+    model = {"lightconv": "lightweightconv", "dynamicconv": "dynamicconv"}[name.split(".", 1)[0]]
+    return Release(name, setting, model, archive, test_set, **kwargs)
+
+
+_ZH_EN_REF = ("test.tgz", "newstest2017-zhen-ref.en.sgm")
+RELEASES = {r.name: r for r in (
+    _release("lightconv.no_glu.iwslt14.de-en", "iwslt14_de_en",
+             "iwslt14.de-en.lightconv.tar.gz", "iwslt14.de-en.test.tar.bz2"),
+    _release("dynamicconv.no_glu.iwslt14.de-en", "iwslt14_de_en",
+             "iwslt14.de-en.dynamicconv.tar.gz", "iwslt14.de-en.test.tar.bz2"),
+    _release("lightconv.no_glu.wmt16.en-de", "wmt16_en_de", "wmt16.en-de.joined-dict.lightconv.tar.gz",
+             "wmt16.en-de.joined-dict.newstest2014.tar.bz2", in_paper=False),
+    _release("dynamicconv.no_glu.wmt16.en-de", "wmt16_en_de", "wmt16.en-de.joined-dict.dynamicconv.tar.gz",
+             "wmt16.en-de.joined-dict.newstest2014.tar.bz2", in_paper=False),
+    _release("lightconv.glu.wmt16.en-de", "wmt16_en_de", "wmt16.en-de.joined-dict.lightconv-glu.tar.gz",
+             "wmt16.en-de.joined-dict.newstest2014.tar.bz2"),
+    _release("dynamicconv.glu.wmt16.en-de", "wmt16_en_de", "wmt16.en-de.joined-dict.dynamicconv-glu.tar.gz",
+             "wmt16.en-de.joined-dict.newstest2014.tar.bz2"),
+    _release("lightconv.glu.wmt14.en-fr", "wmt14_en_fr", "wmt14.en-fr.joined-dict.lightconv-glu.tar.gz",
+             "wmt14.en-fr.joined-dict.newstest2014.tar.bz2"),
+    _release("dynamicconv.glu.wmt14.en-fr", "wmt14_en_fr", "wmt14.en-fr.joined-dict.dynamicconv-glu.tar.gz",
+             "wmt14.en-fr.joined-dict.newstest2014.tar.bz2"),
+    _release("lightconv.glu.wmt17.zh-en", "wmt17_zh_en", "wmt17.zh-en.lightconv-glu.tar.gz",
+             "wmt17.zh-en.newstest2017.tar.bz2", reference=_ZH_EN_REF),
+    _release("dynamicconv.glu.wmt17.zh-en", "wmt17_zh_en", "wmt17.zh-en.dynamicconv-glu.tar.gz",
+             "wmt17.zh-en.newstest2017.tar.bz2", reference=_ZH_EN_REF),
+)}
+
+
+def release(setting_name: str, name: str) -> Release:
+    """The released model `name` of the setting; ValueError (one line, listing the setting's) otherwise."""
+    setting(setting_name)
+    valid = [r.name for r in RELEASES.values() if r.setting == setting_name]
+    found = RELEASES.get(name)
+    if found is None or found.setting != setting_name:
+        elsewhere = f" (a model of {found.setting})" if found else ""
+        raise ValueError(f"--pretrained {name!r}: not a released model of {setting_name}{elsewhere}; "
+                         f"valid names: {', '.join(valid)}")
+    return found
+
+
+def release_archives(rel: Release) -> tuple[Archive, ...]:
+    """What a run of the released model needs: model, test set, and the raw reference's archive."""
+    out = (PRETRAINED[rel.archive], PRETRAINED[rel.test_set])
+    if rel.reference:
+        out += (archive(rel.setting, rel.reference[0]),)
+    return out

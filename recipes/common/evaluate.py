@@ -13,7 +13,9 @@ Metrics (``--metrics``, the first is the paper's and is printed last):
 
 References come from ``--prepared`` (``test.tok.<tgt>``, ``test.raw.<tgt>``)
 when given, otherwise from the generate output's ``T-`` lines (tokenised only:
-then ``sacrebleu`` is refused). Every hypothesis must be there, exactly once.
+then ``sacrebleu`` needs ``--raw-ref-archive`` and ``--raw-ref-member``, the
+reference SGM inside an upstream archive, read where it lies). Every
+hypothesis must be there, exactly once.
 """
 
 from __future__ import annotations
@@ -64,6 +66,17 @@ def read_lines(path: str) -> list:
         return [line.rstrip("\n") for line in f]
 
 
+def raw_reference(archive: str, member: str) -> list:
+    """The segments of a reference SGM inside an archive, as prepare.py reads test sets."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from textproc import ArchiveError, iter_member_lines, parse_seg_lines
+
+    try:
+        return list(parse_seg_lines(iter_member_lines(archive, member)))
+    except (ArchiveError, OSError) as e:
+        raise SystemExit(f"--raw-ref-archive: {e}") from None
+
+
 def score(metrics, hyps, refs_tok, refs_raw, tgt):
     import sacrebleu
 
@@ -76,7 +89,8 @@ def score(metrics, hyps, refs_tok, refs_raw, tgt):
                                          [[compound_split(r) for r in refs_tok]], tokenize="none", force=True)
         elif metric == "sacrebleu":
             if refs_raw is None:
-                raise SystemExit("--metrics sacrebleu needs the raw references (--prepared DIR with test.raw.<tgt>)")
+                raise SystemExit("--metrics sacrebleu needs the raw references (--prepared DIR with test.raw.<tgt>, "
+                                 "or --raw-ref-archive and --raw-ref-member)")
             from sacremoses import MosesDetokenizer
 
             detok = MosesDetokenizer(lang=tgt)
@@ -120,6 +134,8 @@ def main(argv=None):
     p.add_argument("--checkpoint", default="")
     p.add_argument("--commands", default="", help="the logs folder whose commands.txt lists what ran")
     p.add_argument("--scope", default="", help="the model whose stages' commands to keep")
+    p.add_argument("--raw-ref-archive", help="an upstream archive holding the raw reference (SGM)")
+    p.add_argument("--raw-ref-member", help="the reference SGM's name inside --raw-ref-archive")
     p.add_argument("--json-out", required=True)
     p.add_argument("--text-out", required=True)
     a = p.parse_args(argv)
@@ -137,6 +153,13 @@ def main(argv=None):
             raise SystemExit(f"{a.generate_output}: {n} hypotheses for {len(refs_tok)} references in {a.prepared}")
     else:
         refs_tok = in_order(tagged_lines(a.generate_output, "T"), n, "T- lines")
+    if bool(a.raw_ref_archive) != bool(a.raw_ref_member):
+        p.error("--raw-ref-archive and --raw-ref-member go together")
+    if a.raw_ref_archive:
+        refs_raw = raw_reference(a.raw_ref_archive, a.raw_ref_member)
+        if len(refs_raw) != n:
+            raise SystemExit(f"{a.generate_output}: {n} hypotheses for {len(refs_raw)} reference segments "
+                             f"in {a.raw_ref_archive}:{a.raw_ref_member}")
     hyps = in_order(hyp_lines, n, "H- lines")
     results = score(a.metrics, hyps, refs_tok, refs_raw, a.tgt)
 

@@ -1,8 +1,8 @@
 """Stage 1 of the translation recipes: get the upstream archives.
 
     python recipes/common/fetch.py SETTING --downloads DIR [--skip-checksums]
-        [--dry-run] [--only NAME ...] [--retries N] [--timeout S]
-        [--checksum-file SUMS]
+        [--dry-run] [--only NAME ... | --pretrained NAME [--describe]]
+        [--retries N] [--timeout S] [--checksum-file SUMS]
 
 For each archive the setting needs (recipes/common/datasets.py): present in
 DIR (or as parts NAME.00, NAME.01, ...) -> size and checksum verified;
@@ -22,6 +22,14 @@ manifest's checksum and size for the archives it names (tests use it with
 the fixture archives).  Problems that can be seen
 without the network (manual archive missing, no checksum) are reported before
 any download starts.
+
+--pretrained NAME (a fairseq hub name of a released model of the setting,
+datasets.RELEASES) fetches that model's archive and its binarised test set
+instead of the training corpora, plus the setting's test archive when the
+reference text must come from it.  None of the released archives has a
+published checksum, so the policy above applies to them as to any other.
+--describe prints the release's fields as KEY=VALUE lines (for the recipe)
+and fetches nothing.
 """
 
 from __future__ import annotations
@@ -270,8 +278,21 @@ def fetch_archives(archives, downloads: Path, *, checksums: bool = True, dry_run
     return paths
 
 
-def fetch(setting: str, downloads: Path, *, only=None, checksum_file=None, **kwargs) -> list[Path]:
-    archives, notes = plan(setting, Path(downloads), only)
+def describe(setting: str, name: str) -> str:
+    """KEY=VALUE lines of the release, in a form the recipe's `read` loop takes."""
+    rel = datasets.release(setting, name)
+    ref_archive, ref_member = rel.reference or ("", "")
+    fields = {"model": rel.model, "archive": rel.archive, "test_set": rel.test_set,
+              "in_paper": int(rel.in_paper), "ref_archive": ref_archive, "ref_member": ref_member}
+    return "".join(f"{k}={v}\n" for k, v in fields.items())
+
+
+def fetch(setting: str, downloads: Path, *, only=None, pretrained=None, checksum_file=None,
+          **kwargs) -> list[Path]:
+    if pretrained:
+        archives, notes = list(datasets.release_archives(datasets.release(setting, pretrained))), []
+    else:
+        archives, notes = plan(setting, Path(downloads), only)
     if checksum_file is not None:
         archives = override_checksums(archives, read_checksum_file(checksum_file),
                                       f"--checksum-file {checksum_file}")
@@ -341,16 +362,27 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-checksums", action="store_true",
                         help="do not verify checksums (sizes still are)")
     parser.add_argument("--dry-run", action="store_true", help="say what would be fetched; fetch nothing")
-    parser.add_argument("--only", nargs="+", metavar="NAME",
-                        help="only these archives of the setting (optional ones included)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--only", nargs="+", metavar="NAME",
+                       help="only these archives of the setting (optional ones included)")
+    which.add_argument("--pretrained", metavar="NAME",
+                       help="a released model of the setting (fairseq hub name): its archive and test set")
+    parser.add_argument("--describe", action="store_true",
+                        help="with --pretrained: print the release's fields; fetch nothing")
     parser.add_argument("--retries", type=_count, default=3, help="retries per download [3]")
     parser.add_argument("--timeout", type=_positive_float, default=60.0,
                         help="network timeout in seconds [60]")
     parser.add_argument("--checksum-file", type=Path, metavar="SUMS",
                         help="sha256sum-style file whose checksums replace the manifest's")
     args = parser.parse_args(argv)
+    if args.describe and not args.pretrained:
+        parser.error("--describe needs --pretrained NAME")
     try:
-        fetch(args.setting, args.downloads, only=args.only, checksum_file=args.checksum_file,
+        if args.describe:
+            print(describe(args.setting, args.pretrained), end="")
+            return 0
+        fetch(args.setting, args.downloads, only=args.only, pretrained=args.pretrained,
+              checksum_file=args.checksum_file,
               checksums=not args.skip_checksums,
               dry_run=args.dry_run, retries=args.retries, timeout=args.timeout)
     except (FetchError, ValueError, OSError) as e:

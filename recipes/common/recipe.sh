@@ -118,9 +118,11 @@ precision_args() {
     esac
 }
 
-# fetch_archives SETTING: stage 1.
+# fetch_archives SETTING LOGFILE [FETCH_ARGS...]: stage 1.
 fetch_archives() {
-    local args=("$PYTHON" "$COMMON_DIR/fetch.py" "$1" --downloads "$downloads")
+    local args=("$PYTHON" "$COMMON_DIR/fetch.py" "$1" --downloads "$downloads") logf=$2
+    shift 2
+    args+=("$@")
     (( skip_checksums )) && args+=(--skip-checksums)
     if [[ -n $checksums ]]; then
         require_file "$checksums" "--checksums names no file"
@@ -131,7 +133,7 @@ fetch_archives() {
         "${args[@]}" --dry-run >&2
         return 0
     fi
-    run_logged "$workdir/logs/stage1.download.log" '.' "${args[@]}"
+    run_logged "$logf" '.' "${args[@]}"
 }
 
 # launch_train LOGFILE CKPT_DIR FAIRSEQ_TRAIN_ARGS...: stage 4 with the launcher.

@@ -16,14 +16,24 @@
 #   PAPER_SCORE PAPER_GPU_HOURS PAPER_SOURCE   for the results file
 #
 # and calls run_translation_recipe "$@".
+#
+# --pretrained NAME takes another path (run_pretrained_recipe, below): a
+# model released by Wu et al. (2019) is downloaded with its binarised test set,
+# converted to this plugin's model, decoded with the paper's GEN_ARGS and
+# scored; there is nothing to prepare, binarize or train.
 
 # shellcheck source=recipe.sh
 source "$(dirname "${BASH_SOURCE[0]}")/recipe.sh"
 
 run_translation_recipe() {
     declare_recipe_options
+    declare_pretrained_options
     parse_options "$@"
     check_recipe_options
+    if [[ -n $pretrained ]]; then
+        run_pretrained_recipe
+        return
+    fi
     settings
     arch=${arch:-$PAPER_ARCH}
     resolve_batch "$PAPER_MAX_TOKENS" "$PAPER_WORLD" "$PAPER_UPDATE_FREQ"
@@ -55,7 +65,7 @@ run_translation_recipe() {
 
 stage_download() {
     require_file "$COMMON_DIR/fetch.py"
-    fetch_archives "$RECIPE_NAME"
+    fetch_archives "$RECIPE_NAME" "$logs/stage1.download.log"
 }
 
 stage_prepare() {
@@ -158,4 +168,178 @@ cosine_optim() {  # MAX_UPDATE PERIOD: the WMT big-model schedule of both papers
 
 no_talk_setting() {
     die "--model talk: Lioutas & Guo (2020) have no $RECIPE_NAME setting; TaLK recipes: iwslt14_de_en, wmt16_en_de, wmt14_en_fr"
+}
+
+# ------------------------------------------------------------- --pretrained
+# A released model: stage 1 fetches its archive and test set (fetch.py
+# --pretrained), 2 extracts both, 3 and 4 do not apply, 5 converts the
+# checkpoint into <workdir>/model/NAME (the folder fairseq-interactive and the
+# hub interface load), 6 decodes the released test set and scores it. Its
+# sentinels, logs and commands.txt live apart from the training path's
+# (<workdir>/pretrained, <workdir>/logs/pretrained), so the two never
+# invalidate each other's stages in a shared work directory.
+
+declare_pretrained_options() {
+    option pretrained "" "a released model (fairseq hub name, e.g. dynamicconv.glu.wmt16.en-de): download, convert, evaluate; no training"
+    flag unsafe_load "--pretrained: let the converter unpickle any object of the checkpoint (only for archives you trust)"
+}
+
+# pretrained_release: the release's fields (datasets.RELEASES, through fetch.py)
+# as PT_* variables; a name the setting did not release is one error line.
+pretrained_release() {
+    local out key value
+    out=$("$PYTHON" "$COMMON_DIR/fetch.py" "$RECIPE_NAME" --downloads "$downloads" \
+          --pretrained "$pretrained" --describe 2>&1) || die "$(tail -n 1 <<< "${out#fetch.py: error: }")"
+    while IFS='=' read -r key value; do
+        case $key in
+            model) PT_MODEL=$value ;;
+            archive) PT_ARCHIVE=$value ;;
+            test_set) PT_TEST_SET=$value ;;
+            in_paper) PT_IN_PAPER=$value ;;
+            ref_archive) PT_REF_ARCHIVE=$value ;;
+            ref_member) PT_REF_MEMBER=$value ;;
+        esac
+    done <<< "$out"
+    [[ -n ${PT_MODEL:-} && -n ${PT_ARCHIVE:-} && -n ${PT_TEST_SET:-} ]] \
+        || die "fetch.py --describe gave no release fields for $pretrained: $out"
+}
+
+run_pretrained_recipe() {
+    pretrained_release
+    model=$PT_MODEL
+    settings
+    # The binarised test set has tokenised references only (T- lines), so the
+    # metrics on detokenised text need the raw reference of the release.
+    PT_METRICS=("${METRICS%% *}")
+    if [[ -n $PT_REF_ARCHIVE && $METRICS == *sacrebleu* && ${PT_METRICS[0]} != sacrebleu ]]; then
+        PT_METRICS+=(sacrebleu)
+    fi
+    [[ ${PT_METRICS[0]} == sacrebleu && -z $PT_REF_ARCHIVE ]] \
+        && die "--pretrained $pretrained: sacreBLEU needs a raw reference and the release names none"
+    PT_PAPER_SCORE=$PAPER_SCORE PT_PAPER_SOURCE=$PAPER_SOURCE
+    if (( !PT_IN_PAPER )); then
+        PT_PAPER_SCORE=""
+        PT_PAPER_SOURCE="none: Wu et al. 2019 report no number for this configuration of $model on $RECIPE_NAME"
+    fi
+
+    local root=$workdir/pretrained/$pretrained
+    release=$root/release
+    testset=$root/test-set
+    modeldir=$workdir/model/$pretrained
+    decode=$workdir/decode/$pretrained
+    results=$workdir/results
+    logs=$workdir/logs/pretrained
+    COMMANDS_LOG=$logs/commands.txt
+    init_stages "$workdir/pretrained"
+    (( DRY_RUN )) || mkdir -p "$logs"
+    log "workdir $workdir, stages $stage..$stop_stage, released model $pretrained (model $model)"
+
+    run_stage 1 "download@$pretrained" --sig "downloads=$downloads" stage_pretrained_download
+    run_stage 2 "extract@$pretrained" --sig "downloads=$downloads" stage_pretrained_extract
+    skip_stage 3 binarize "the released test set comes binarised with the model's dictionaries"
+    skip_stage 4 train "--pretrained uses the released model"
+    run_stage 5 "convert@$pretrained" --sig "unsafe_load=$unsafe_load" stage_pretrained_convert
+    run_stage 6 "evaluate@$pretrained" --sig "${GEN_ARGS[*]} ${PT_METRICS[*]}" stage_pretrained_evaluate
+    if (( stage <= 6 && stop_stage >= 6 && !DRY_RUN )); then
+        require_file "$results/$pretrained.txt" "stage 6 (evaluate) produced no result"
+        tail -n 1 "$results/$pretrained.txt"
+    fi
+}
+
+skip_stage() {  # N NAME WHY: a stage of the training path that has nothing to do here
+    (( $1 < stage || $1 > stop_stage )) && return 0
+    if (( DRY_RUN )); then
+        echo "# stage $1 ($2): skipped, $3"
+    else
+        log "skipping stage $1 ($2): $3"
+    fi
+}
+
+stage_pretrained_download() {
+    require_file "$COMMON_DIR/fetch.py"
+    fetch_archives "$RECIPE_NAME" "$logs/stage1.download.$pretrained.log" --pretrained "$pretrained"
+}
+
+# extract_top_folder ARCHIVE DEST: the archive's one top folder (the released
+# layout, which fairseq's hub loader also relies on) becomes DEST.
+extract_top_folder() {
+    local archive=$1 dest=$2 tmp=$2.extract
+    require_file "$archive" "run stage 1 (download) first"
+    (( DRY_RUN )) || rm -rf "$tmp" "$dest"
+    (( DRY_RUN )) || mkdir -p "$tmp"
+    run_logged "$logs/stage2.extract.$pretrained.log" '' tar -xf "$archive" -C "$tmp"
+    if (( DRY_RUN )); then
+        echo "# then: mv $(printf '%q' "$tmp")/<its one top folder> $(printf '%q' "$dest")"
+        return 0
+    fi
+    local tops=("$tmp"/* "$tmp"/.[!.]*)
+    local found=()
+    local t
+    for t in "${tops[@]}"; do [[ -e $t ]] && found+=("$t"); done
+    if (( ${#found[@]} != 1 )) || [[ ! -d ${found[0]} ]]; then
+        die "$archive: expected one top folder (the released layout), found: ${found[*]##*/}"
+    fi
+    mv "${found[0]}" "$dest"
+    rmdir "$tmp"
+}
+
+stage_pretrained_extract() {
+    require_cmd tar
+    extract_top_folder "$downloads/$PT_ARCHIVE" "$release"
+    extract_top_folder "$downloads/$PT_TEST_SET" "$testset"
+    (( DRY_RUN )) && return 0
+    local f
+    for f in model.pt "dict.$SRC.txt" "dict.$TGT.txt"; do
+        require_file "$release/$f" "$PT_ARCHIVE lacks $f"
+    done
+    [[ -s $release/bpecodes || -s $release/code ]] || die "$PT_ARCHIVE has no BPE codes (bpecodes or code)"
+    for f in "dict.$SRC.txt" "dict.$TGT.txt"; do
+        require_file "$testset/$f" "$PT_TEST_SET lacks $f"
+        # Same symbols in the same order is what makes the ids agree; the counts do not matter.
+        cmp -s <(cut -d' ' -f1 "$release/$f") <(cut -d' ' -f1 "$testset/$f") \
+            || die "$f differs between $PT_ARCHIVE and $PT_TEST_SET: the test set was not made for this model"
+    done
+    # fairseq's translation task reads a split binarised in either direction.
+    [[ -s $testset/test.$SRC-$TGT.$SRC.bin || -s $testset/test.$TGT-$SRC.$SRC.bin ]] \
+        || die "$PT_TEST_SET has no binarised test split (test.$SRC-$TGT.$SRC.bin)"
+    if [[ -n $PT_REF_ARCHIVE ]]; then
+        require_file "$downloads/$PT_REF_ARCHIVE" "run stage 1 (download) first"
+    fi
+}
+
+stage_pretrained_convert() {
+    require_file "$release/model.pt" "run stage 2 (extract) first"
+    local codes=$release/bpecodes unsafe=()
+    # fairseq's hub loader takes either name; the model folder always says bpecodes.
+    (( DRY_RUN )) || [[ -s $codes ]] || codes=$release/code
+    (( unsafe_load )) && unsafe=(--unsafe-load)
+    (( DRY_RUN )) || { rm -rf "$modeldir"; mkdir -p "$modeldir"; }
+    run_logged "$logs/stage5.convert.$pretrained.log" 'verified|error' \
+        "$PYTHON" "$REPO_DIR/scripts/convert_fairseq_checkpoint.py" "${unsafe[@]}" \
+        "$release/model.pt" "$modeldir/model.pt"
+    run_logged "$logs/stage5.model.$pretrained.log" '' \
+        cp "$release/dict.$SRC.txt" "$release/dict.$TGT.txt" "$modeldir/"
+    run_logged "$logs/stage5.codes.$pretrained.log" '' cp "$codes" "$modeldir/bpecodes"
+}
+
+stage_pretrained_evaluate() {
+    require_file "$modeldir/model.pt" "run stage 5 (convert) first"
+    require_file "$testset/dict.$SRC.txt" "run stage 2 (extract) first"
+    require_cmd fairseq-generate "install fairseq (make setup)"
+    local device=() reference=()
+    (( cpu )) && device=(--cpu --num-workers 0)
+    [[ " ${PT_METRICS[*]} " == *" sacrebleu "* ]] \
+        && reference=(--raw-ref-archive "$downloads/$PT_REF_ARCHIVE" --raw-ref-member "$PT_REF_MEMBER")
+    (( DRY_RUN )) || { rm -rf "$decode"; mkdir -p "$decode" "$results"; }
+    run_logged "$logs/stage6.generate.$pretrained.log" '' \
+        fairseq-generate "$testset" --user-dir "$USER_DIR" --task translation \
+        --source-lang "$SRC" --target-lang "$TGT" --path "$modeldir/model.pt" \
+        --gen-subset test --batch-size 128 --remove-bpe "${GEN_ARGS[@]}" "${device[@]}" \
+        --results-path "$decode"
+    run_logged "$logs/stage6.score.$pretrained.log" '' \
+        "$PYTHON" "$COMMON_DIR/evaluate.py" --generate-output "$decode/generate-test.txt" \
+        --src "$SRC" --tgt "$TGT" --metrics "${PT_METRICS[@]}" "${reference[@]}" \
+        --paper "$PT_PAPER_SCORE" --paper-source "$PT_PAPER_SOURCE" --checkpoint "$modeldir/model.pt" \
+        --commands "$logs" --scope "$pretrained" \
+        --json-out "$results/$pretrained.json" --text-out "$results/$pretrained.txt"
 }
