@@ -34,6 +34,16 @@ pid_alive() {
     [[ ${argv0##*/} == "$name" ]]
 }
 
+# pid_running PID: true while PID is a live (not zombie) process, whatever it
+# runs. Right after `cmd &` the child may still be the forked shell (exec not
+# done yet, more so on a loaded machine), so the start-up checks must not ask
+# for the daemon's name: that once failed a healthy start.
+pid_running() {
+    local state
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]]
+}
+
 # stop_daemon DIR NAME: TERM the PID recorded in DIR/NAME.pid, KILL it if it
 # outlives STOP_TIMEOUT, then forget it.
 stop_daemon() {
@@ -161,7 +171,7 @@ up() {
     echo $! >"$DIR/munged.pid"
     for ((i = 0; i < 50; i++)); do
         [[ -S $DIR/munge/munge.socket ]] && break
-        pid_alive "$(<"$DIR/munged.pid")" munged || fail "munged exited at start"
+        pid_running "$(<"$DIR/munged.pid")" || fail "munged exited at start"
         sleep 0.1
     done
     [[ -S $DIR/munge/munge.socket ]] || fail "munged made no socket in 5s"
@@ -219,8 +229,8 @@ EOF
 
     state=""
     for ((i = 0; i < IDLE_TIMEOUT * 5; i++)); do
-        pid_alive "$(<"$DIR/slurmctld.pid")" slurmctld || fail "slurmctld exited at start"
-        pid_alive "$(<"$DIR/slurmd.pid")" slurmd || fail "slurmd exited at start"
+        pid_running "$(<"$DIR/slurmctld.pid")" || fail "slurmctld exited at start"
+        pid_running "$(<"$DIR/slurmd.pid")" || fail "slurmd exited at start"
         state=$(sinfo -h -o %T 2>/dev/null || true)
         [[ $state == idle ]] && break
         sleep 0.2
