@@ -4,10 +4,10 @@
   gloo; both ranks' logs show world size 2.
 * ``--launcher slurm --gpus 2`` (CPU) on a real single-node SLURM cluster
   (tests/slurm/local_cluster.sh): the recipe writes an sbatch script, submits
-  it, waits for it and goes on; the job runs two ranks through srun.
-* The requeue path: the job is requeued while it trains (as on preemption); the
-  restarted job resumes from checkpoint_last.pt and finishes, and the recipe,
-  which kept waiting, completes.
+  it and waits for it; the job runs two ranks through srun. It is requeued
+  while it trains (as on preemption); the restarted job resumes from
+  checkpoint_last.pt and finishes, and the recipe, which kept waiting,
+  completes.
 
 Stages 1-3 (corpus, binarize) run once; each launcher trains in a copy.
 """
@@ -61,21 +61,6 @@ def test_torchrun_two_cpu_processes(binarized, tmp_path):
     assert "effective batch: 2 process(es) x 1024 tokens x update-freq 2" in proc.stderr
 
 
-def test_slurm_two_tasks_then_evaluation(binarized, tmp_path, slurm_cluster):  # noqa: F811
-    workdir = copy_of(binarized, tmp_path)
-    env = {**_env(), **slurm_cluster.env, "SLURM_POLL_SECONDS": "1"}
-    proc = recipe(workdir, "--stage", "4", "--max-update", "8", "--launcher", "slurm", "--gpus", "2",
-                  env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    script = (workdir / "slurm" / "train.sbatch").read_text()
-    assert "#SBATCH --ntasks-per-node=2" in script and "#SBATCH --requeue" in script
-    assert "srun --kill-on-bad-exit=1 bash" in script and "slurm_rank.sh" in script
-    log = (workdir / "logs" / "stage4.train.dynamicconv.log").read_text()
-    assert ranks_in(log) == {0, 1}
-    assert "num_updates: 8 >= max_update: 8" in log
-    assert re.match(r"^BLEU = \d+\.\d\d$", proc.stdout.strip().splitlines()[-1])  # stages 5-6 followed
-
-
 def test_slurm_requeue_resumes_from_checkpoint_last(binarized, tmp_path, slurm_cluster):  # noqa: F811
     workdir = copy_of(binarized, tmp_path)
     env = {**_env(), **slurm_cluster.env, "SLURM_POLL_SECONDS": "1"}
@@ -98,6 +83,10 @@ def test_slurm_requeue_resumes_from_checkpoint_last(binarized, tmp_path, slurm_c
             waiting.kill()
     assert waiting.returncode == 0, err[-3000:]
     log = (workdir / "logs" / "stage4.train.dynamicconv.log").read_text()
+    script = (workdir / "slurm" / "train.sbatch").read_text()
+    assert "#SBATCH --ntasks-per-node=2" in script and "#SBATCH --requeue" in script
+    assert "srun --kill-on-bad-exit=1 bash" in script and "slurm_rank.sh" in script
+    assert ranks_in(log) == {0, 1}
     assert "restart 1" in log
     resumed = re.findall(r"Loaded checkpoint \S*checkpoint_last\.pt \(epoch \d+ @ (\d+) updates\)", log)
     assert resumed and int(resumed[-1]) > 0, log[-3000:]

@@ -32,7 +32,9 @@ METRIC_LINE = re.compile(r"^(tokenised BLEU|compound-split BLEU|detokenised sacr
 # A tiny run: the toy architecture; enough epochs for IWSLT's 10-epoch average.
 TINY = ["--cpu", "--skip-checksums", "--model", "dynamicconv", "--arch", "dynamicconv_toy", "--workers", "2",
         "--max-tokens", "2048", "--train-args", "--max-epoch 10 --max-update 40 --encoder-embed-dim 32 "
-        "--encoder-ffn-embed-dim 64 --decoder-embed-dim 32 --decoder-ffn-embed-dim 64"]
+        "--encoder-ffn-embed-dim 64 --decoder-embed-dim 32 --decoder-ffn-embed-dim 64",
+        # An untrained model writes to the length limit: keep decoding short.
+        "--gen-args", "--max-len-a 0 --max-len-b 30"]
 
 
 def run(setting, *args, timeout=600):

@@ -24,6 +24,7 @@ declare_recipe_options() {
     option model dynamicconv "dynamicconv | lightweightconv | talk"
     option arch "" "fairseq --arch (default: the paper's for --model)"
     option train_args "" "extra fairseq-train arguments, appended last (word-split)"
+    option gen_args "" "extra fairseq-generate arguments, appended last (word-split), e.g. '--max-len-b 50'"
     option downloads "" "folder of the upstream archives (default: <workdir>/downloads)"
     flag skip_checksums "do not verify the archives' checksums (local fixtures)"
     option checksums "" "a sha256sum-style file whose checksums replace the manifest's (archives you verified)"
@@ -73,6 +74,7 @@ check_recipe_options() {
     fi
     PYTHON=${PYTHON:-python}
     read -r -a TRAIN_ARGS <<< "$train_args"
+    read -r -a EXTRA_GEN_ARGS <<< "$gen_args"
     USER_DIR=$(find_plugin_user_dir)
     if (( cpu )); then
         setup_threads 1

@@ -56,7 +56,7 @@ run_translation_recipe() {
     run_stage 3 binarize --sig "joined=$JOINED_DICT ${PREPROCESS_ARGS[*]}" stage_binarize
     run_stage 4 "train@$model" --sig "$(train_signature)" stage_train
     run_stage 5 "average@$model" --sig "$AVERAGE" stage_average
-    run_stage 6 "evaluate@$model" --sig "${GEN_ARGS[*]} $METRICS" stage_evaluate
+    run_stage 6 "evaluate@$model" --sig "${GEN_ARGS[*]} ${EXTRA_GEN_ARGS[*]} $METRICS" stage_evaluate
     if (( stage <= 6 && stop_stage >= 6 && !DRY_RUN )); then
         require_file "$results/$model.txt" "stage 6 (evaluate) produced no result"
         tail -n 1 "$results/$model.txt"
@@ -139,7 +139,7 @@ stage_evaluate() {
     run_logged "$logs/stage6.generate.$model.log" '' \
         fairseq-generate "$bin" --user-dir "$USER_DIR" --task translation \
         --source-lang "$SRC" --target-lang "$TGT" --path "$modeldir/model.pt" \
-        --gen-subset test --batch-size 128 --remove-bpe "${GEN_ARGS[@]}" "${device[@]}" \
+        --gen-subset test --batch-size 128 --remove-bpe "${GEN_ARGS[@]}" "${device[@]}" "${EXTRA_GEN_ARGS[@]}" \
         --results-path "$decode"
     run_logged "$logs/stage6.score.$model.log" '' \
         "$PYTHON" "$COMMON_DIR/evaluate.py" --generate-output "$decode/generate-test.txt" \
@@ -239,7 +239,7 @@ run_pretrained_recipe() {
     skip_stage 3 binarize "the released test set comes binarised with the model's dictionaries"
     skip_stage 4 train "--pretrained uses the released model"
     run_stage 5 "convert@$pretrained" --sig "unsafe_load=$unsafe_load" stage_pretrained_convert
-    run_stage 6 "evaluate@$pretrained" --sig "${GEN_ARGS[*]} ${PT_METRICS[*]}" stage_pretrained_evaluate
+    run_stage 6 "evaluate@$pretrained" --sig "${GEN_ARGS[*]} ${EXTRA_GEN_ARGS[*]} ${PT_METRICS[*]}" stage_pretrained_evaluate
     if (( stage <= 6 && stop_stage >= 6 && !DRY_RUN )); then
         require_file "$results/$pretrained.txt" "stage 6 (evaluate) produced no result"
         tail -n 1 "$results/$pretrained.txt"
@@ -334,7 +334,7 @@ stage_pretrained_evaluate() {
     run_logged "$logs/stage6.generate.$pretrained.log" '' \
         fairseq-generate "$testset" --user-dir "$USER_DIR" --task translation \
         --source-lang "$SRC" --target-lang "$TGT" --path "$modeldir/model.pt" \
-        --gen-subset test --batch-size 128 --remove-bpe "${GEN_ARGS[@]}" "${device[@]}" \
+        --gen-subset test --batch-size 128 --remove-bpe "${GEN_ARGS[@]}" "${device[@]}" "${EXTRA_GEN_ARGS[@]}" \
         --results-path "$decode"
     run_logged "$logs/stage6.score.$pretrained.log" '' \
         "$PYTHON" "$COMMON_DIR/evaluate.py" --generate-output "$decode/generate-test.txt" \

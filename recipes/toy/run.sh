@@ -138,7 +138,7 @@ stage_evaluate() {
         --task translation --source-lang src --target-lang tgt \
         --path "$modeldir/checkpoint_best.pt" --gen-subset test \
         --beam "$beam" --nbest 1 --batch-size 128 \
-        --cpu --num-workers 0 --seed "$seed" --results-path "$decode"
+        --cpu --num-workers 0 --seed "$seed" --results-path "$decode" "${EXTRA_GEN_ARGS[@]}"
     run_logged "$logs/stage6.score.$model.log" '' \
         "$PYTHON" "$COMMON_DIR/score_generate.py" \
         --generate-output "$decode/generate-test.txt" --ref "$raw/test.tgt" \
@@ -153,7 +153,7 @@ run_stage 3 binarize stage_binarize
 run_stage 4 "train@$model" --sig "arch=$arch world=$(world_size) seed=$seed max_epoch=$max_epoch max_update=$max_update max_tokens=$MAX_TOKENS update_freq=$UPDATE_FREQ lr=$lr warmup=$warmup_updates dropout=$dropout train_args=$train_args" \
     stage_train
 run_stage 5 "average@$model" stage_average
-run_stage 6 "evaluate@$model" --sig "beam=$beam" stage_evaluate
+run_stage 6 "evaluate@$model" --sig "beam=$beam $gen_args" stage_evaluate
 
 # The test BLEU is the last line of output (also when stage 6 was skipped
 # because it was already done), and a BLEU below --min-bleu fails the recipe.
