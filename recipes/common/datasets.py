@@ -15,6 +15,9 @@ means no public checksum was found (never invented).
 WMT16 corpora.  ``optional`` archives are not read by the pipeline and are
 fetched only when named with ``fetch.py --only``.
 
+``cnn_dailymail`` (summarisation, recipes/common/summarize_prepare.py) needs
+the two story archives and See et al.'s three URL lists, which decide the split.
+
 ``PRETRAINED`` lists the archives of the models released by Wu et al. (2019)
 and their binarised test sets; ``RELEASES`` says, per fairseq hub name, which
 setting and --model each model belongs to and which archives it needs
@@ -179,6 +182,45 @@ _A = [
     _cwmt("datum2017", 99278067, "737455c139596f4abf3b1da73bc38932b3ef9534549328eff47d867e29950ed2"),
     _cwmt("neu2017", 148681171, "9f63020b6990cde85f5387b745e3ae37f1d6a49848b90a49bae28219fb65395f"),
 ]
+
+# CNN-DailyMail.  TFDS lists (size, sha256) of the stories behind their Google
+# Drive links; a plain HTTP client gets an HTML confirmation page there
+# instead of the file, so the copy that Hugging Face's loader downloads (by
+# plain GET, pinned to a commit) is used, checked against the Drive file's
+# checksums: if the copy ever differs, stage 1 says so and keeps it as .bad.
+_CNNDM_HF = "https://huggingface.co/datasets/cnn_dailymail/resolve/11343c3752184397d56efc19a8a7cceb68089318/data/"
+_CNNDM_DRIVE = "https://drive.google.com/uc?export=download&id="
+_CNNDM_LISTS = "https://raw.githubusercontent.com/abisee/cnn-dailymail/master/url_lists/"
+
+
+def _cnndm_stories(name: str, drive_id: str, size: int, sha256: str) -> Archive:
+    return Archive(
+        name=name, url=_CNNDM_HF + name, size=size, sha256=sha256,
+        source=TFDS.format("cnn_dailymail") + f" (of the original {_CNNDM_DRIVE}{drive_id}, "
+               "which Hugging Face's copy is taken to be; torchtext's cnndm.py has its md5)",
+    )
+
+
+def _cnndm_list(name: str, size: int, sha256: str) -> Archive:
+    # Read from the repository's master branch: TFDS's checksums pin the lists
+    # as they were when recorded, so a later edit of a list stops stage 1
+    # instead of silently changing the split.
+    return Archive(name=name, url=_CNNDM_LISTS + name, size=size, sha256=sha256,
+                   source=TFDS.format("cnn_dailymail"))
+
+
+_A += [
+    _cnndm_stories("cnn_stories.tgz", "0BwmD_VLjROrfTHk4NFg2SndKcjQ", 158577824,
+                   "e8fbc0027e54e0a916abd9c969eb35f708ed1467d7ef4e3b17a56739d65cb200"),
+    _cnndm_stories("dailymail_stories.tgz", "0BwmD_VLjROrfM1BxdkxVaTY2bWs", 375893739,
+                   "ad69010002210b7c406718248ee66e65868b9f6820f163aa966369878d14147e"),
+    _cnndm_list("all_train.txt", 46424688,
+                "a5cee49f3a6c862c26ce29308236d2a99625ab6c86a43be22d5206b2790d8029"),
+    _cnndm_list("all_val.txt", 2433674,
+                "81887e982b045083409c6ee838aede8ff4b97291605bcfb21bffc456a16991db"),
+    _cnndm_list("all_test.txt", 2109547,
+                "c4f5efb5ec2126430a5c156efbd13d0e9c4cb490169e552c38b4a51981a009bd"),
+]
 _BY_NAME = {a.name: a for a in _A}
 
 # dev.tgz / test.tgz differ per year: kept out of _BY_NAME, one per setting.
@@ -243,6 +285,11 @@ SETTINGS = {
         "wmt17_zh_en",
         needed=("training-parallel-nc-v12.tgz", "UNv1.0.en-zh.tar.gz", *CWMT,
                 "dev.tgz", "test.tgz"),
+    ),
+    "cnn_dailymail": Setting(
+        "cnn_dailymail",
+        needed=("cnn_stories.tgz", "dailymail_stories.tgz", "all_train.txt", "all_val.txt",
+                "all_test.txt"),
     ),
 }
 

@@ -99,12 +99,12 @@ def _member_matches(name: str, wanted: str) -> bool:
 
 
 # What a damaged archive raises while tarfile/gzip read it.
-_READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, gzip.BadGzipFile,
+READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, gzip.BadGzipFile,
                 OSError)
 
 
 @contextlib.contextmanager
-def _open_tar_stream(archive):
+def open_tar_stream(archive):
     raw = _ConcatReader(archive) if isinstance(archive, (list, tuple)) else open(archive, "rb")
     try:
         # Stream mode ("r|*"): one forward pass, no index of the whole archive
@@ -125,9 +125,9 @@ def list_members(archive) -> list[str]:
         if _is_zip(archive):
             with zipfile.ZipFile(archive) as zf:
                 return [i.filename for i in zf.infolist() if not i.is_dir()]
-        with _open_tar_stream(archive) as tar:
+        with open_tar_stream(archive) as tar:
             return [info.name for info in tar if info.isfile()]
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         raise ArchiveError(f"{_archive_name(archive)}: truncated or corrupt archive ({exc})") from exc
 
 
@@ -156,7 +156,7 @@ def iter_member_lines(archive, member: str) -> Iterator[str]:
             yield from _zip_member_lines(archive, member)
         else:
             yield from _tar_member_lines(archive, member)
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         raise ArchiveError(f"{name}: truncated or corrupt archive ({exc})") from exc
     except _NoMember:
         raise ArchiveError(f"{name}: no member named {member!r} (is this the right archive?)") from None
@@ -173,7 +173,7 @@ def _zip_member_lines(archive, member):
 
 
 def _tar_member_lines(archive, member):
-    with _open_tar_stream(archive) as tar:
+    with open_tar_stream(archive) as tar:
         for info in tar:
             if info.isfile() and _member_matches(info.name, member):
                 data = io.BufferedReader(_ForwardOnly(tar.extractfile(info)), 1 << 20)
