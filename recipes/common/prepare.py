@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from textproc import (  # noqa: E402
     ArchiveError, CleanStats, atomic_write, clean_pairs, iter_member_lines, list_members,
-    parse_iwslt_tags, parse_seg_lines)
+    parse_iwslt_tags, parse_seg_lines, positive_int, read_lines, write_lines)
 from textproc_tok import BpeApplier, ParallelMapper, Tokenizer, learn_joint_bpe  # noqa: E402
 
 
@@ -245,21 +245,6 @@ def log(msg: str) -> None:
     print(f"prepare: {msg}", file=sys.stderr, flush=True)
 
 
-def _read_lines(path: Path):
-    with open(path, encoding="utf-8", newline="\n") as f:
-        for line in f:
-            yield line[:-1] if line.endswith("\n") else line
-
-
-def _write_lines(path: Path, lines) -> int:
-    n = 0
-    with atomic_write(path) as f:
-        for line in lines:
-            f.write(line + "\n")
-            n += 1
-    return n
-
-
 def _write_pairs(paths, pairs) -> int:
     n = 0
     with atomic_write(paths[0]) as fs, atomic_write(paths[1]) as ft:
@@ -306,7 +291,7 @@ class Preparer:
 
     def _pairs(self, stem: str):
         a, b = self._stems(stem)
-        return zip(_read_lines(a), _read_lines(b))
+        return zip(read_lines(a), read_lines(b))
 
     # --- dev/test sets --------------------------------------------------
     def _eval_lines(self, eval_set: EvalSet, lang: str) -> list[str]:
@@ -333,11 +318,11 @@ class Preparer:
             raw = [line for es in eval_sets for line in self._eval_lines(es, lang)]
             counts[lang] = len(raw)
             tok = list(self.mapper(plan.eval_tokenizers[lang]).map(raw))
-            _write_lines(self.tmp / f"{split}.pre.{lang}", tok)
+            write_lines(self.tmp / f"{split}.pre.{lang}", tok)
             if split == "test":
-                _write_lines(self.out / f"test.raw.{lang}", raw)
+                write_lines(self.out / f"test.raw.{lang}", raw)
                 if lang == plan.tgt:
-                    _write_lines(self.out / f"test.tok.{lang}", tok)
+                    write_lines(self.out / f"test.tok.{lang}", tok)
         if counts[plan.src] != counts[plan.tgt]:
             raise PrepareError(f"{split} set ({', '.join(e.label for e in eval_sets)}): "
                                f"{counts[plan.src]} {plan.src} segments but {counts[plan.tgt]} {plan.tgt}")
@@ -418,8 +403,8 @@ class Preparer:
         applier = self.mapper(BpeApplier(codes))
         for split in ("train", "valid", "test"):
             for lang in (plan.src, plan.tgt):
-                lines = applier.map(_read_lines(self.tmp / f"{split}.pre.{lang}"))
-                _write_lines(self.tmp / f"{split}.bpe.{lang}", lines)
+                lines = applier.map(read_lines(self.tmp / f"{split}.pre.{lang}"))
+                write_lines(self.tmp / f"{split}.bpe.{lang}", lines)
             pairs, stats = self._pairs(f"{split}.bpe"), None
             if plan.clean_after_bpe and (split == "train" or (split == "valid" and plan.valid_every)):
                 stats = CleanStats()
@@ -454,25 +439,15 @@ def prepare_google_tarball(tarball: Path, out: Path, plan: Plan) -> dict:
         "note": "tokenised upstream (tokenizer.perl -q: no -a, Moses escaping)"}, cleaning={
         "note": "cleaned upstream (clean-corpus-n.perl 1..80); nothing dropped here"})
     for split, stem in GOOGLE_MEMBERS.items():
-        counts = [_write_lines(out / f"{split}.{lang}", iter_member_lines(tarball, f"{stem}.{lang}"))
+        counts = [write_lines(out / f"{split}.{lang}", iter_member_lines(tarball, f"{stem}.{lang}"))
                   for lang in (plan.src, plan.tgt)]
         if counts[0] != counts[1]:
             raise PrepareError(f"{tarball}: {stem}: {counts[0]} {plan.src} lines but {counts[1]} {plan.tgt}")
         report["lines"][split] = counts[0]
     report["test_segments"] = report["lines"].pop("test.raw")
-    _write_lines(out / f"test.tok.{plan.tgt}", iter_member_lines(tarball, f"newstest2014.tok.{plan.tgt}"))
-    _write_lines(out / "bpecodes", iter_member_lines(tarball, "bpe.32000"))
+    write_lines(out / f"test.tok.{plan.tgt}", iter_member_lines(tarball, f"newstest2014.tok.{plan.tgt}"))
+    write_lines(out / "bpecodes", iter_member_lines(tarball, "bpe.32000"))
     return report
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def main(argv=None) -> int:

@@ -59,7 +59,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from textproc import READ_ERRORS, ArchiveError, atomic_write, open_tar_stream  # noqa: E402
+from textproc import (  # noqa: E402
+    READ_ERRORS, ArchiveError, atomic_write, open_tar_stream, positive_int, read_lines, write_lines)
 from textproc_tok import BpeApplier, ParallelMapper, Tokenizer, learn_joint_bpe  # noqa: E402
 
 SETTING = "cnn_dailymail"
@@ -208,20 +209,6 @@ def iter_stories(archive):
 
 # --- the pipeline ---------------------------------------------------------
 
-def _write_lines(path: Path, lines) -> int:
-    n = 0
-    with atomic_write(path) as f:
-        for line in lines:
-            f.write(line + "\n")
-            n += 1
-    return n
-
-
-def _read_lines(path: Path):
-    with open(path, encoding="utf-8", newline="\n") as f:
-        for line in f:
-            yield line[:-1]
-
 
 class SummarizePreparer:
     def __init__(self, downloads: Path, out: Path, workers: int = 1, merges: int = MERGES,
@@ -346,18 +333,8 @@ class SummarizePreparer:
         with ParallelMapper(BpeApplier(codes), self.workers) as applier:
             for split in URL_LISTS:
                 for side in ("article", "summary"):
-                    _write_lines(self.out / f"{split}.{side}",
-                                 applier.map(_read_lines(self.tmp / f"{split}.tok.{side}")))
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+                    write_lines(self.out / f"{split}.{side}",
+                                 applier.map(read_lines(self.tmp / f"{split}.tok.{side}")))
 
 
 def main(argv=None) -> int:

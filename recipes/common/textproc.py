@@ -12,6 +12,7 @@ up to "\\n").
 
 from __future__ import annotations
 
+import argparse
 import collections
 import contextlib
 import gzip
@@ -314,3 +315,32 @@ def atomic_write(path: Path):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def read_lines(path: Path):
+    """Lines of a text file without their newline; only \\n ends a line (other
+    Unicode line separators inside a sentence must not split it)."""
+    with open(path, encoding="utf-8", newline="\n") as f:
+        for line in f:
+            yield line[:-1] if line.endswith("\n") else line
+
+
+def write_lines(path: Path, lines) -> int:
+    """Write lines atomically (see atomic_write); returns how many."""
+    n = 0
+    with atomic_write(path) as f:
+        for line in lines:
+            f.write(line + "\n")
+            n += 1
+    return n
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
