@@ -22,6 +22,13 @@
    classes, so no multi-GPU (or multi-node) run can resume. Those bytes come
    from rank 0 of the same job, not from a file, so the receiving side loads
    them in full; the same protocol (length, then bytes) is kept.
+5. fairseq writes a checkpoint atomically (a temporary file, then a rename)
+   but then copies it to ``checkpoint_last.pt`` (and the other names) with a
+   plain ``shutil.copyfile``: a job preempted during that copy leaves a
+   truncated ``checkpoint_last.pt``, and the requeued job, which resumes from
+   it, dies. Local copies now go to a temporary file in the destination's
+   folder and are renamed into place, so the old file stays whole until the
+   new one is complete.
 """
 
 from __future__ import annotations
@@ -93,6 +100,34 @@ def trust_broadcast_objects():
     dist_utils._broadcast_object_slow = broadcast_object_slow
 
 
+def atomic_checkpoint_copies():
+    import os
+    import shutil
+    import tempfile
+
+    from fairseq import file_io
+
+    manager = file_io.PathManager
+    if getattr(manager.copy, "atomic", False) or file_io.IOPathManager:
+        return  # iopath's managers copy remote paths their own way
+
+    def copy(src_path: str, dst_path: str, overwrite: bool = False) -> bool:
+        if os.path.exists(dst_path) and not overwrite:
+            raise FileExistsError(f"{dst_path} exists and overwrite is False")
+        fd, tmp = tempfile.mkstemp(prefix=".copy-", dir=os.path.dirname(os.path.abspath(dst_path)))
+        try:
+            with os.fdopen(fd, "wb") as out, open(src_path, "rb") as src:
+                shutil.copyfileobj(src, out, 16 << 20)
+            os.replace(tmp, dst_path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return True
+
+    copy.atomic = True
+    manager.copy = staticmethod(copy)
+
+
 def quiet_root_logger():
     root = logging.getLogger()
     if root.level == logging.DEBUG:
@@ -102,4 +137,5 @@ def quiet_root_logger():
 allow_fairseq_checkpoints()
 keep_last_batch()
 trust_broadcast_objects()
+atomic_checkpoint_copies()
 quiet_root_logger()
