@@ -273,3 +273,23 @@ def test_rouge_cli(tmp_path, capsys):
     hyp.write_text("only one line\n")
     assert rouge.main(["--ref", str(ref), "--hyp", str(hyp)]) == 1
     assert "1 hypotheses but" in capsys.readouterr().err
+
+
+def test_rouge_cli_paper_and_text_out(tmp_path, capsys):
+    ref = tmp_path / "ref.txt"
+    ref.write_text("the cat sat on the mat\n")
+    hyp = tmp_path / "hyp.txt"
+    hyp.write_text("the cat sat on the mat\n")
+    out, text = tmp_path / "r.json", tmp_path / "r.txt"
+    assert rouge.main(["--ref", str(ref), "--hyp", str(hyp), "--json-out", str(out), "--text-out", str(text),
+                       "--resamples", "10", "--paper", "39.84/16.25/36.73", "--paper-source", "Wu et al."]) == 0
+    last = capsys.readouterr().out.strip().split("\n")[-1]
+    assert last == "ROUGE-1/2/Lsum = 100.00/100.00/100.00 (paper ROUGE-1/2/L: 39.84/16.25/36.73)"
+    assert text.read_text().strip().split("\n")[-1] == last
+    paper = json.loads(out.read_text())["paper"]
+    assert paper == {"rouge1": 39.84, "rouge2": 16.25, "rougeL": 36.73, "source": "Wu et al.",
+                     "compare_rougeL_with": "rougeLsum"}
+    for bad in ("39.84/16.25", "a/b/c", "39/16/136"):
+        with pytest.raises(SystemExit):
+            rouge.main(["--ref", str(ref), "--hyp", str(hyp), "--paper", bad])
+        assert f"got {bad!r}" in capsys.readouterr().err

@@ -4,6 +4,8 @@
 # (local, torchrun, slurm), the effective batch, precision, dry runs.
 #
 #   source "$repo_dir/recipes/common/recipe.sh"
+#   RECIPE_MODELS="a b"               # the --model choices (default: dynamicconv
+#                                     # lightweightconv talk), the first the default
 #   declare_recipe_options            # --stage ... --launcher ... (see --help)
 #   option ...                        # the recipe's own options
 #   parse_options "$@"
@@ -21,7 +23,9 @@ declare_recipe_options() {
     option stage 1 "first stage to run (1 download, 2 prepare, 3 binarize, 4 train, 5 average, 6 evaluate)"
     option stop_stage 6 "last stage to run"
     option workdir "exp/$RECIPE_NAME" "work directory: data, checkpoints, model, logs, results"
-    option model dynamicconv "dynamicconv | lightweightconv | talk"
+    read -r -a MODEL_CHOICES <<< "${RECIPE_MODELS:-dynamicconv lightweightconv talk}"
+    local models="${MODEL_CHOICES[*]}"
+    option model "${MODEL_CHOICES[0]}" "${models// / | }"
     option arch "" "fairseq --arch (default: the paper's for --model)"
     option train_args "" "extra fairseq-train arguments, appended last (word-split)"
     option gen_args "" "extra fairseq-generate arguments, appended last (word-split), e.g. '--max-len-b 50'"
@@ -55,7 +59,7 @@ check_recipe_options() {
     require_int workers 1
     require_int cpus_per_task 1
     require_int port 0
-    require_choice model dynamicconv lightweightconv talk
+    require_choice model "${MODEL_CHOICES[@]}"
     require_choice launcher local torchrun slurm
     require_choice precision paper fp16 bf16 fp32
     [[ $max_tokens == paper ]] || require_int max_tokens 1

@@ -2,13 +2,16 @@
 """ROUGE of summaries (stage 6 of the summarisation recipe), with Google's rouge-score package.
 
     python recipes/common/rouge.py --ref test.raw.summary (--hyp FILE | --generate GEN_OUT)
-        [--json-out FILE] [--resamples 1000] [--seed 1] [--workers N]
+        [--json-out FILE] [--text-out FILE] [--resamples 1000] [--seed 1] [--workers N]
+        [--paper R1/R2/L --paper-source TEXT] [--checkpoint PATH] [--commands LOGDIR --scope MODEL]
 
 Scores one hypothesis per line against one reference per line: ROUGE-1,
 ROUGE-2, ROUGE-L and ROUGE-Lsum (precision, recall, F1; stemming on), each the
 mean over documents, with a bootstrap 95% confidence interval of that mean
 (resampling documents; fixed seed).  Prints ``ROUGE-1/2/Lsum = a/b/c`` (F1 x
-100) as the last line of stdout and writes everything to --json-out.
+100) as the last line of stdout, followed by the paper's ROUGE-1/2/L when
+--paper gives it, and writes everything to --json-out (with the paper's
+numbers and the commands that made the result, as evaluate.py does for BLEU).
 
 Which L is the papers' L: ROUGE-1.5.5 (``-c 95 -r 1000 -n 2 -a``, with the
 summaries given one sentence per line, as See et al. and the papers citing
@@ -201,7 +204,23 @@ def evaluate(hypotheses, references, *, resamples=RESAMPLES, seed=SEED, workers=
 
 def headline(result: dict) -> str:
     s = result["scores"]
-    return "ROUGE-1/2/Lsum = " + "/".join(f"{s[t]['f1']:.2f}" for t in ("rouge1", "rouge2", "rougeLsum"))
+    line = "ROUGE-1/2/Lsum = " + "/".join(f"{s[t]['f1']:.2f}" for t in ("rouge1", "rouge2", "rougeLsum"))
+    paper = result.get("paper") or {}
+    if paper.get("rouge1") is not None:
+        line += f" (paper ROUGE-1/2/L: {paper['rouge1']:.2f}/{paper['rouge2']:.2f}/{paper['rougeL']:.2f})"
+    return line
+
+
+def paper_scores(text: str) -> dict:
+    """'39.84/16.25/36.73' -> the paper's ROUGE-1, ROUGE-2 and ROUGE-L F1 (x 100)."""
+    parts = text.split("/")
+    try:
+        values = [float(v) for v in parts]
+    except ValueError:
+        values = []
+    if len(values) != 3 or not all(0 <= v <= 100 for v in values):
+        raise argparse.ArgumentTypeError(f"expected R1/R2/L, three numbers in [0, 100] separated by '/', got {text!r}")
+    return dict(zip(("rouge1", "rouge2", "rougeL"), values))
 
 
 def main(argv=None) -> int:
@@ -214,6 +233,12 @@ def main(argv=None) -> int:
     p.add_argument("--resamples", type=int, default=RESAMPLES, help="bootstrap resamples [%(default)s]")
     p.add_argument("--seed", type=int, default=SEED, help="bootstrap seed [%(default)s]")
     p.add_argument("--workers", type=int, default=1, help="scoring processes [%(default)s]")
+    p.add_argument("--text-out", type=Path, help="write the printed lines here")
+    p.add_argument("--paper", type=paper_scores, help="the paper's ROUGE-1/2/L F1, e.g. 39.84/16.25/36.73")
+    p.add_argument("--paper-source", default="", help="where --paper comes from")
+    p.add_argument("--checkpoint", default="", help="the model that wrote the hypotheses")
+    p.add_argument("--commands", default="", help="the logs folder whose commands.txt lists what ran")
+    p.add_argument("--scope", default="", help="the model whose stages' commands to keep")
     args = p.parse_args(argv)
     if args.resamples < 1:
         p.error(f"--resamples must be >= 1, got {args.resamples}")
@@ -227,15 +252,31 @@ def main(argv=None) -> int:
     except RougeError as exc:
         print(f"rouge.py: error: {exc}", file=sys.stderr)
         return 1
-    result.update(hypotheses=str(args.generate or args.hyp), references=str(args.ref))
+    result.update(hypotheses=str(args.generate or args.hyp), references=str(args.ref),
+                  checkpoint=args.checkpoint)
+    if args.paper:
+        # Each paper's ROUGE-L is ROUGE-1.5.5's summary-level L: compare it with rougeLsum.
+        result["paper"] = {**args.paper, "source": args.paper_source, "compare_rougeL_with": "rougeLsum"}
+    if args.commands:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from evaluate import commands
+        result["commands"] = commands(args.commands, args.scope)
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        tmp = args.json_out.with_name(args.json_out.name + ".tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(args.json_out)
+    lines = []
     for t in TYPES:
         s = result["scores"][t]
-        print(f"{t}: P {s['precision']:.2f} R {s['recall']:.2f} F1 {s['f1']:.2f} "
-              f"(95% CI {s['f1_ci95'][0]:.2f}-{s['f1_ci95'][1]:.2f})", file=sys.stderr)
-    print(headline(result))
+        lines.append(f"{t}: P {s['precision']:.2f} R {s['recall']:.2f} F1 {s['f1']:.2f} "
+                     f"(95% CI {s['f1_ci95'][0]:.2f}-{s['f1_ci95'][1]:.2f})")
+    lines.append(headline(result))
+    if args.text_out:
+        args.text_out.parent.mkdir(parents=True, exist_ok=True)
+        args.text_out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines[:-1]), file=sys.stderr)
+    print(lines[-1])
     return 0
 
 

@@ -133,19 +133,26 @@ stage_average() {
 stage_evaluate() {
     require_file "$modeldir/model.pt" "run stage 5 (average) first"
     require_file "$bin/test.$SRC-$TGT.$SRC.bin" "run stage 3 (binarize) first"
-    local device=()
-    (( cpu )) && device=(--cpu --num-workers 0)
     (( DRY_RUN )) || mkdir -p "$decode" "$results"
-    run_logged "$logs/stage6.generate.$model.log" '' \
-        fairseq-generate "$bin" --user-dir "$USER_DIR" --task translation \
-        --source-lang "$SRC" --target-lang "$TGT" --path "$modeldir/model.pt" \
-        --gen-subset test --batch-size 128 --remove-bpe "${GEN_ARGS[@]}" "${device[@]}" "${EXTRA_GEN_ARGS[@]}" \
-        --results-path "$decode"
+    decode_test "$bin" "$model"
     run_logged "$logs/stage6.score.$model.log" '' \
         "$PYTHON" "$COMMON_DIR/evaluate.py" --generate-output "$decode/generate-test.txt" \
         --prepared "$prepared" --src "$SRC" --tgt "$TGT" --metrics $METRICS \
         --paper "$PAPER_SCORE" --paper-source "$PAPER_SOURCE" --checkpoint "$modeldir/model.pt" \
         --commands "$logs" --scope "$model" --json-out "$results/$model.json" --text-out "$results/$model.txt"
+}
+
+# decode_test DATA_DIR SCOPE: stage 6's fairseq-generate of the test split with
+# $modeldir/model.pt into $decode; BPE removed, no detokeniser (each metric
+# takes the text from there).
+decode_test() {
+    local device=()
+    (( cpu )) && device=(--cpu --num-workers 0)
+    run_logged "$logs/stage6.generate.$2.log" '' \
+        fairseq-generate "$1" --user-dir "$USER_DIR" --task translation \
+        --source-lang "$SRC" --target-lang "$TGT" --path "$modeldir/model.pt" \
+        --gen-subset test --batch-size 128 --remove-bpe "${GEN_ARGS[@]}" "${device[@]}" "${EXTRA_GEN_ARGS[@]}" \
+        --results-path "$decode"
 }
 
 # The papers' schedules, in fairseq 0.12's flags: the 2019 cosine scheduler's
@@ -158,8 +165,8 @@ inverse_sqrt_optim() {  # MAX_UPDATE: the IWSLT schedule of both papers
                 --criterion label_smoothed_cross_entropy --label-smoothing 0.1 --keep-last-epochs 10)
 }
 
-cosine_optim() {  # MAX_UPDATE PERIOD: the WMT big-model schedule of both papers
-    OPTIM_ARGS=(--optimizer adam --adam-betas '(0.9, 0.98)' --clip-norm 0 --weight-decay 0.0
+cosine_optim() {  # MAX_UPDATE PERIOD [WEIGHT_DECAY]: the WMT big-model schedule of both papers
+    OPTIM_ARGS=(--optimizer adam --adam-betas '(0.9, 0.98)' --clip-norm 0 --weight-decay "${3:-0.0}"
                 --lr 0.001 --min-lr 1e-07 --stop-min-lr 1e-09 --lr-scheduler cosine
                 --warmup-updates 10000 --warmup-init-lr 1e-07 --lr-shrink 1 --t-mult 1
                 --lr-period-updates "$2" --max-update "$1"
@@ -326,16 +333,11 @@ stage_pretrained_evaluate() {
     require_file "$modeldir/model.pt" "run stage 5 (convert) first"
     require_file "$testset/dict.$SRC.txt" "run stage 2 (extract) first"
     require_cmd fairseq-generate "install fairseq (make setup)"
-    local device=() reference=()
-    (( cpu )) && device=(--cpu --num-workers 0)
+    local reference=()
     [[ " ${PT_METRICS[*]} " == *" sacrebleu "* ]] \
         && reference=(--raw-ref-archive "$downloads/$PT_REF_ARCHIVE" --raw-ref-member "$PT_REF_MEMBER")
     (( DRY_RUN )) || { rm -rf "$decode"; mkdir -p "$decode" "$results"; }
-    run_logged "$logs/stage6.generate.$pretrained.log" '' \
-        fairseq-generate "$testset" --user-dir "$USER_DIR" --task translation \
-        --source-lang "$SRC" --target-lang "$TGT" --path "$modeldir/model.pt" \
-        --gen-subset test --batch-size 128 --remove-bpe "${GEN_ARGS[@]}" "${device[@]}" "${EXTRA_GEN_ARGS[@]}" \
-        --results-path "$decode"
+    decode_test "$testset" "$pretrained"
     run_logged "$logs/stage6.score.$pretrained.log" '' \
         "$PYTHON" "$COMMON_DIR/evaluate.py" --generate-output "$decode/generate-test.txt" \
         --src "$SRC" --tgt "$TGT" --metrics "${PT_METRICS[@]}" "${reference[@]}" \
