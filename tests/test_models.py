@@ -18,13 +18,18 @@ import lightconv_plugin  # noqa: F401  (registers the models)
 from lightconv_plugin.models import lm_archs, seq2seq_archs
 from lightconv_plugin.models.lm import ConvLanguageModel
 from lightconv_plugin.models.seq2seq import ConvSeq2SeqModel
-from lightconv_plugin.modules.mixers import MIXER_BUILDERS
+from lightconv_plugin.modules.mixers import MIXER_BUILDERS, owns_projections
 
 # Every registered convolution type gets every property test below, and the
 # K-tap types once more with the 'renorm' edge, whose decoding state differs.
 CONV_TYPES = sorted(MIXER_BUILDERS)
 CONFIGS = [(c, "zeros") for c in CONV_TYPES] + [("lightweight", "renorm"), ("dynamic", "renorm")]
 CONFIG_IDS = [f"{c}-{e}" for c, e in CONFIGS]
+
+
+def glu_on(conv_type, side="encoder"):
+    """GLU where the type has an input projection to gate (every type but attention)."""
+    return {f"{side}_glu": not owns_projections(conv_type)}
 
 
 class FakeTask:
@@ -83,6 +88,67 @@ def test_iwslt_architecture_has_the_papers_shape():
     assert (args.dropout, args.weight_dropout, args.encoder_glu) == (0.3, 0.1, False)
 
 
+def test_attention_architectures_are_transformers():
+    args = argparse.Namespace()
+    ARCH_CONFIG_REGISTRY["attention_iwslt_de_en"](args)
+    for side in ("encoder", "decoder"):
+        shape = [getattr(args, f"{side}_{k}") for k in ("embed_dim", "ffn_embed_dim", "attention_heads", "layers")]
+        assert shape == [512, 1024, 4, 6], side
+        # no kernel (the list only counts layers), no GLU
+        assert getattr(args, f"{side}_kernel_size_list") == [None] * 6
+        assert getattr(args, f"{side}_glu") is False
+    assert (args.dropout, args.input_dropout) == (0.3, 0.0)  # no dropout before self-attention
+    wmt = {"attention_wmt16_en_de": (512, 2048, 8, 0.1, 0.0),
+           "attention_wmt16_en_de_big": (1024, 4096, 16, 0.3, 0.1)}
+    for arch, (d, ffn, heads, dropout, attn) in wmt.items():
+        args = argparse.Namespace()
+        ARCH_CONFIG_REGISTRY[arch](args)
+        assert (args.encoder_embed_dim, args.encoder_ffn_embed_dim, args.encoder_attention_heads) == (d, ffn, heads)
+        assert (args.encoder_layers, args.decoder_layers) == (6, 6)
+        assert (args.dropout, args.attention_dropout, args.weight_dropout) == (dropout, attn, attn)
+
+
+def test_attention_needs_no_kernel_list_and_ignores_one():
+    model = build("lcp_seq2seq", encoder_conv_type="attention", encoder_layers=3, decoder_layers=2,
+                  encoder_embed_dim=16, encoder_ffn_embed_dim=32, encoder_attention_heads=4)
+    assert (len(model.encoder.layers), len(model.decoder.layers)) == (3, 2)
+    layer = model.encoder.layers[0].conv
+    assert layer.in_proj is None and layer.out_proj is None and not layer.glu
+    model = build("attention_toy", encoder_kernel_size_list=[3, 5, 7], decoder_layers=3)
+    assert len(model.decoder.layers) == 3
+
+
+def test_glu_default_follows_each_sides_type():
+    args = argparse.Namespace(encoder_conv_type="attention", decoder_conv_type="dynamic")
+    ARCH_CONFIG_REGISTRY["lcp_seq2seq"](args)
+    assert (args.encoder_glu, args.decoder_glu) == (False, True)
+    args = argparse.Namespace(encoder_glu=False)
+    ARCH_CONFIG_REGISTRY["lcp_seq2seq"](args)
+    assert args.decoder_glu is False  # two conv sides: the decoder follows the encoder
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(encoder_glu=True), r"--encoder-glu=True: attention layers have no input projection"),
+    (dict(decoder_glu=True), r"--decoder-glu=True: attention layers have no input projection"),
+    (dict(encoder_conv_dim=64), r"--encoder-conv-dim=64: .* --encoder-embed-dim=128"),
+    (dict(encoder_attention_heads=5), r"num_heads=5: must divide the attention dim 128"),
+])
+def test_attention_bad_configurations(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        build("attention_toy", **overrides)
+
+
+def test_weight_dropout_is_self_attention_dropout_attention_dropout_cross_attention():
+    model = build("attention_wmt16_en_de_big", encoder_layers=1, decoder_layers=1, encoder_embed_dim=16,
+                  encoder_ffn_embed_dim=16, encoder_attention_heads=2)
+    layer = model.decoder.layers[0]
+    assert (layer.conv.mixer.dropout, layer.encoder_attn.dropout_module.p) == (0.1, 0.1)
+    model = build("attention_toy", attention_dropout=0.2, weight_dropout=0.3)
+    layer = model.decoder.layers[0]
+    assert model.encoder.layers[0].conv.mixer.dropout == layer.conv.mixer.dropout == 0.3
+    assert layer.encoder_attn.dropout_module.p == 0.2
+
+
 def _step_by_step(model, prev, encoder_out=None, reorder_at=None, new_order=None):
     """Decode one token at a time; optionally reorder the beam after step ``reorder_at``."""
     state = {}
@@ -110,7 +176,7 @@ BEAM_ORDERS = {"within-beams": [1, 1, 3, 2], "sentence-finished": [3, 2]}
 def test_seq2seq_incremental_equals_full_with_beam_reorder(conv_type, edge, order):
     torch.manual_seed(0)
     task = FakeTask()
-    model = build("lcp_seq2seq", task, **small(conv_type, edge, encoder_glu=True))
+    model = build("lcp_seq2seq", task, **small(conv_type, edge, **glu_on(conv_type)))
     src = tokens(task, 2, 7, seed=1).repeat_interleave(2, dim=0)  # 2 sentences x beam 2
     prev = tokens(task, 4, 9, seed=2)
     enc = model.encoder(src, src_lengths=None)
@@ -126,7 +192,7 @@ def test_lm_incremental_equals_full(conv_type, edge):
     task = FakeTask()
     model = build("lcp_lm", task, decoder_conv_type=conv_type, conv_edge=edge, decoder_embed_dim=16,
                   decoder_ffn_embed_dim=32, decoder_attention_heads=2, decoder_layers=3,
-                  decoder_kernel_size_list=[2, 3, 6])
+                  decoder_kernel_size_list=[2, 3, 6], **glu_on(conv_type, "decoder"))
     prev = tokens(task, 2, 8)
     inc, _ = _step_by_step(model, prev, reorder_at=3, new_order=torch.tensor([1, 0]))
     full, _ = model.decoder(prev[[1, 0]])
@@ -139,7 +205,7 @@ def test_padding_changes_no_real_output(conv_type, edge):
     torch.manual_seed(0)
     task = FakeTask()
     pad = task.source_dictionary.pad()
-    model = build("lcp_seq2seq", task, **small(conv_type, edge, encoder_glu=True))
+    model = build("lcp_seq2seq", task, **small(conv_type, edge, **glu_on(conv_type)))
     src, prev = tokens(task, 2, 6, seed=3), tokens(task, 2, 5, seed=4)
     src[1, :2] = pad  # the second sentence is shorter (fairseq pads sources on the left)
     out, _ = model(src, None, prev)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .options import WU2019_CONV_TYPES, expand_size_list, register_architectures, set_defaults
+from .options import WU2019_CONV_TYPES, expand_size_list, glu_default, register_architectures, set_defaults
 
 MODEL = "lcp_lm"
 
@@ -13,7 +13,7 @@ def base_lm_architecture(args):
         "weight_softmax": True, "activation_fn": "relu", "conv_edge": "zeros",
         "decoder_conv_type": "dynamic", "decoder_embed_dim": 512, "decoder_ffn_embed_dim": 2048,
         "decoder_layers": 6, "decoder_attention_heads": 8,
-        "decoder_kernel_size_list": [3, 7, 15, 31, 31, 31], "decoder_glu": True,
+        "decoder_kernel_size_list": [3, 7, 15, 31, 31, 31],
         # Pre-norm without a final LayerNorm: the configuration of the paper's
         # released LM checkpoints (fairseq's lightconv_lm), kept so they convert.
         "decoder_normalize_before": True, "decoder_final_norm": False,
@@ -24,6 +24,7 @@ def base_lm_architecture(args):
         "tie_adaptive_weights": False, "tie_adaptive_proj": False,
     })
     set_defaults(args, {
+        "decoder_glu": glu_default(args.decoder_conv_type),
         "weight_dropout": args.attention_dropout,
         "decoder_conv_dim": args.decoder_embed_dim,
         "decoder_input_dim": args.decoder_embed_dim,
@@ -33,10 +34,17 @@ def base_lm_architecture(args):
 
 
 SETTINGS = {
-    # Billion Word (Wu et al., 2019).
+    # Billion Word (Wu et al., 2019). Adaptive input tied to an adaptive
+    # softmax with the bands of Baevski & Auli (2019, section 4.4), whose GBW
+    # setup the paper follows: 60K, 100K and the ~633K remaining types, each
+    # band 4x narrower than the one before. The projections stay untied: not
+    # published for GBW (fairseq's default).
     "gbw": {
         "decoder_embed_dim": 512, "decoder_ffn_embed_dim": 4096, "decoder_attention_heads": 16,
         "dropout": 0.1, "attention_dropout": 0.1,
+        "adaptive_input": True, "adaptive_input_cutoff": "60000,160000", "adaptive_input_factor": 4,
+        "adaptive_softmax_cutoff": "60000,160000", "adaptive_softmax_factor": 4,
+        "tie_adaptive_weights": True,
     },
     "toy": {
         "decoder_embed_dim": 64, "decoder_ffn_embed_dim": 128, "decoder_attention_heads": 4,
@@ -63,6 +71,13 @@ ARCHITECTURES.update({
         "adaptive_softmax_dropout": 0.2, "tie_adaptive_weights": True, "tie_adaptive_proj": True,
     },
     "talk_lm_toy": {"decoder_conv_type": "talk", "activation_fn": "swish", **SETTINGS["toy"]},
+    # A pre-norm Transformer LM: no kernel list or GLU (see seq2seq_archs'
+    # ATTENTION), and the final LayerNorm a pre-norm Transformer ends with.
+    "attention_lm_toy": {
+        "decoder_conv_type": "attention", "decoder_glu": False, "input_dropout": 0.0,
+        "decoder_final_norm": True,
+        **{k: v for k, v in SETTINGS["toy"].items() if k != "decoder_kernel_size_list"},
+    },
 })
 
 register_architectures(MODEL, base_lm_architecture, {MODEL: {}, **ARCHITECTURES})

@@ -11,6 +11,8 @@ from fairseq import utils
 from lightconv_kernels.conv.edge import EDGES
 from fairseq.models import register_model_architecture
 
+from ..modules.mixers import owns_projections, takes_size
+
 
 # Architecture-name prefix -> conv type for the models of Wu et al. (2019);
 # fairseq already owns the ``lightconv_*`` names.
@@ -24,10 +26,13 @@ def _int_list(value):
 def add_common_args(parser):
     add = parser.add_argument
     add("--dropout", type=float, metavar="D", help="dropout on block outputs and embeddings")
-    add("--attention-dropout", type=float, metavar="D", help="dropout on encoder-decoder attention weights")
+    add("--attention-dropout", type=float, metavar="D",
+        help="dropout on encoder-decoder attention weights (default of --weight-dropout)")
     add("--relu-dropout", type=float, metavar="D", help="dropout after the FFN activation")
     add("--input-dropout", type=float, metavar="D", help="dropout on the input of each convolution sub-block")
-    add("--weight-dropout", type=float, metavar="D", help="DropConnect on the normalised convolution weights")
+    add("--weight-dropout", type=float, metavar="D",
+        help="dropout on the mixer's normalised weights: DropConnect on the convolution kernel, "
+             "TaLK's offsets, self-attention probabilities")
     add("--weight-softmax", type=utils.eval_bool, metavar="BOOL", help="softmax-normalise the kernel over K")
     add("--activation-fn", choices=["relu", "swish", "gelu"], help="FFN activation")
     add("--conv-edge", choices=EDGES,
@@ -41,14 +46,18 @@ def add_side_args(parser, side: str, conv_types):
     add = parser.add_argument
     add(f"--{side}-conv-type", choices=conv_types, help="convolution type of every layer")
     add(f"--{side}-embed-dim", type=int, metavar="N", help="embedding and block dimension")
-    add(f"--{side}-conv-dim", type=int, metavar="N", help="dimension inside the convolution sub-block")
+    add(f"--{side}-conv-dim", type=int, metavar="N",
+        help="dimension inside the convolution sub-block (attention: must equal the embed dim)")
     add(f"--{side}-ffn-embed-dim", type=int, metavar="N", help="FFN hidden dimension")
     add(f"--{side}-layers", type=int, metavar="N", help="number of blocks")
     add(f"--{side}-attention-heads", type=int, metavar="N",
-        help="heads of the convolution (and of encoder-decoder attention)")
+        help="heads of the convolution or self-attention (and of encoder-decoder attention)")
     add(f"--{side}-kernel-size-list", type=_int_list, metavar="LIST",
-        help="per-layer kernel width (TaLK: maximum offset), e.g. '[3,7,15]'; one value applies to all layers")
-    add(f"--{side}-glu", type=utils.eval_bool, metavar="BOOL", help="GLU after the input projection")
+        help="per-layer kernel width (TaLK: maximum offset), e.g. '[3,7,15]'; one value applies to all "
+             "layers; not read for attention")
+    add(f"--{side}-glu", type=utils.eval_bool, metavar="BOOL",
+        help="GLU after the input projection; attention has none, so GLU must be off "
+             "(lcp_seq2seq defaults it so)")
     add(f"--{side}-normalize-before", type=utils.eval_bool, metavar="BOOL",
         help="pre-norm blocks (LayerNorm before each sub-block)")
     add(f"--{side}-learned-pos", type=utils.eval_bool, metavar="BOOL", help="learned positional embeddings")
@@ -74,8 +83,16 @@ def set_defaults(args, defaults: dict):
 
 
 def expand_size_list(args, side: str):
-    """One entry per layer: a single value is repeated; a wrong length is an error."""
+    """One entry per layer: a single value is repeated; a wrong length is an error.
+
+    A type without a kernel (attention) reads no size: its list becomes one
+    None per layer, whatever was given, so that ``{side}_layers`` alone sets
+    the depth.
+    """
     key, layers = f"{side}_kernel_size_list", getattr(args, f"{side}_layers")
+    if not takes_size(getattr(args, f"{side}_conv_type")):
+        setattr(args, key, [None] * layers)
+        return
     sizes = list(getattr(args, key))
     if len(sizes) == 1:
         sizes = sizes * layers
@@ -84,6 +101,11 @@ def expand_size_list(args, side: str):
             f"{key}={sizes} has {len(sizes)} entries but {side}_layers={layers}: "
             "give one size per layer, or a single size for all")
     setattr(args, key, sizes)
+
+
+def glu_default(conv_type: str) -> bool:
+    """GLU gates a block's input projection: on, unless the mixer owns its projections."""
+    return not owns_projections(conv_type)
 
 
 def register_architectures(model: str, base, table: dict):

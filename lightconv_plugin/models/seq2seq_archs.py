@@ -1,15 +1,17 @@
 """Named architectures of ``lcp_seq2seq``: every defaults table in one place.
 
-Names say the convolution type and the setting. fairseq already owns
-``lightconv_*``, so LightConv models are ``lightweightconv_*`` and DynamicConv
-models ``dynamicconv_*``. Values are the papers' (Wu et al., 2019, and the
-authors' released fairseq configurations); training hyper-parameters that are
-not part of the model (optimizer, lr, batch) are in the recipes and README.
+Names say the convolution type (``attention``: a Transformer) and the
+setting. fairseq already owns ``lightconv_*``, so LightConv models are
+``lightweightconv_*`` and DynamicConv models ``dynamicconv_*``. Values are the
+papers' (Wu et al., 2019, and the authors' released fairseq configurations);
+training hyper-parameters that are not part of the model (optimizer, lr,
+batch) are in the recipes and README.
 """
 
 from __future__ import annotations
 
-from .options import WU2019_CONV_TYPES, expand_size_list, register_architectures, set_defaults
+from .options import (WU2019_CONV_TYPES, expand_size_list, glu_default, register_architectures,
+                      set_defaults)
 
 MODEL = "lcp_seq2seq"
 
@@ -23,7 +25,7 @@ def base_architecture(args):
         "weight_softmax": True, "activation_fn": "relu", "conv_edge": "zeros",
         "encoder_conv_type": "dynamic", "encoder_embed_dim": 512, "encoder_ffn_embed_dim": 2048,
         "encoder_layers": 7, "encoder_attention_heads": 8, "encoder_kernel_size_list": ENC_KERNELS,
-        "encoder_glu": True, "encoder_normalize_before": False, "encoder_learned_pos": False,
+        "encoder_normalize_before": False, "encoder_learned_pos": False,
         "decoder_layers": 6, "decoder_kernel_size_list": DEC_KERNELS,
         "decoder_normalize_before": False, "decoder_learned_pos": False,
         "share_decoder_input_output_embed": False, "share_all_embeddings": False,
@@ -38,9 +40,12 @@ def base_architecture(args):
         "decoder_embed_dim": args.encoder_embed_dim,
         "decoder_ffn_embed_dim": args.encoder_ffn_embed_dim,
         "decoder_attention_heads": args.encoder_attention_heads,
-        "decoder_glu": args.encoder_glu,
+        "encoder_glu": glu_default(args.encoder_conv_type),
     })
+    enc_glu, dec_glu = glu_default(args.encoder_conv_type), glu_default(args.decoder_conv_type)
     set_defaults(args, {
+        # The decoder follows the encoder's GLU unless only one side can have one.
+        "decoder_glu": args.encoder_glu if enc_glu == dec_glu else dec_glu,
         "decoder_conv_dim": args.decoder_embed_dim,
         "decoder_input_dim": args.decoder_embed_dim,
         "decoder_output_dim": args.decoder_embed_dim,
@@ -108,5 +113,30 @@ TALK_ARCHITECTURES = {
     "talk_toy": {**TALK, **SETTINGS["toy"]},
 }
 ARCHITECTURES.update(TALK_ARCHITECTURES)
+
+# Self-attention everywhere: a post-norm Transformer (Vaswani et al., 2017)
+# with fairseq's transformer_* settings, the baseline of the papers above.
+# No kernel lists (attention reads none) and no GLU (the mixer owns its
+# projections: see modules/attention_mixer.py); the Transformer has no
+# dropout before its self-attention, and its attention dropout (0.0 unless
+# said) is --weight-dropout's default, for self- and cross-attention alike.
+ATTENTION = {"encoder_conv_type": "attention", "decoder_conv_type": "attention",
+             "encoder_layers": 6, "decoder_layers": 6, "input_dropout": 0.0}
+ARCHITECTURES.update({
+    # transformer_iwslt_de_en, with the dropout of fairseq's IWSLT14 example.
+    "attention_iwslt_de_en": {
+        **ATTENTION, "encoder_embed_dim": 512, "encoder_ffn_embed_dim": 1024,
+        "encoder_attention_heads": 4, "dropout": 0.3,
+    },
+    "attention_wmt16_en_de": ATTENTION,  # transformer_wmt_en_de: the base model
+    "attention_wmt16_en_de_big": {  # transformer_wmt_en_de_big (Ott et al., 2018)
+        **ATTENTION, "encoder_embed_dim": 1024, "encoder_ffn_embed_dim": 4096,
+        "encoder_attention_heads": 16, "dropout": 0.3, "attention_dropout": 0.1,
+    },
+    "attention_toy": {
+        **ATTENTION,
+        **{k: v for k, v in SETTINGS["toy"].items() if not k.endswith("_kernel_size_list")},
+    },
+})
 
 register_architectures(MODEL, base_architecture, {MODEL: {}, **ARCHITECTURES})

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from fairseq.incremental_decoding_utils import with_incremental_state
 from fairseq.modules import LayerNorm, MultiheadAttention
 
-from .mixers import build_mixer
+from .mixers import build_mixer, owns_projections
 
 ACTIVATIONS = {"relu": F.relu, "swish": F.silu, "gelu": F.gelu}
 
@@ -46,18 +46,36 @@ class _Residual(nn.Module):
 
 
 class ConvSubBlock(nn.Module):
-    """input dropout -> Linear (to 2x conv dim and GLU, or conv dim) -> mask pads -> mixer -> Linear."""
+    """input dropout -> Linear (to 2x conv dim and GLU, or conv dim) -> mask pads -> mixer -> Linear.
 
-    def __init__(self, embed_dim, conv_dim, conv_type, size, num_heads, causal, glu, args):
+    A mixer that owns its projections (self-attention: Q, K, V and output) gets
+    neither Linear nor GLU around it, so that its sub-block is the same layer
+    as in the model it comes from (a Transformer's self-attention sub-layer).
+    """
+
+    def __init__(self, embed_dim, conv_dim, conv_type, size, num_heads, causal, glu, args, side):
         super().__init__()
         self.glu = glu
         self.input_dropout = nn.Dropout(args.input_dropout)
-        self.in_proj = _linear(embed_dim, 2 * conv_dim if glu else conv_dim)
+        projected = not owns_projections(conv_type)
+        if not projected and glu:
+            raise ValueError(
+                f"--{side}-glu=True: {conv_type} layers have no input projection to gate "
+                f"(the mixer projects its own inputs); use --{side}-glu False")
+        if not projected and conv_dim != embed_dim:
+            raise ValueError(
+                f"--{side}-conv-dim={conv_dim}: {conv_type} layers have no projection from "
+                f"--{side}-embed-dim={embed_dim}; the two must be equal")
+        # This order fixes the initialisation draws and the parameter order
+        # that saved optimizer states follow: keep it.
+        self.in_proj = _linear(embed_dim, 2 * conv_dim if glu else conv_dim) if projected else None
         self.mixer = build_mixer(conv_type, conv_dim, num_heads, size, causal, args)
-        self.out_proj = _linear(conv_dim, embed_dim)
+        self.out_proj = _linear(conv_dim, embed_dim) if projected else None
 
     def _project_in(self, x, pad_mask):
-        x = self.in_proj(self.input_dropout(x))
+        x = self.input_dropout(x)
+        if self.in_proj is not None:
+            x = self.in_proj(x)
         if self.glu:
             x = F.glu(x, dim=-1)
         if pad_mask is not None:
@@ -65,12 +83,15 @@ class ConvSubBlock(nn.Module):
             x = x.masked_fill(pad_mask.unsqueeze(-1), 0.0)
         return x
 
+    def _project_out(self, y):
+        return y if self.out_proj is None else self.out_proj(y)
+
     def forward(self, x, pad_mask: Optional[torch.Tensor]):
-        return self.out_proj(self.mixer(self._project_in(x, pad_mask), pad_mask))
+        return self._project_out(self.mixer(self._project_in(x, pad_mask), pad_mask))
 
     def step(self, x_t, pad_mask_t, state):
         y, state = self.mixer.step(self._project_in(x_t, pad_mask_t), state, pad_mask_t)
-        return self.out_proj(y), state
+        return self._project_out(y), state
 
 
 class FeedForward(nn.Module):
@@ -90,7 +111,7 @@ class EncoderBlock(nn.Module):
         super().__init__()
         d = args.encoder_embed_dim
         self.conv = ConvSubBlock(d, args.encoder_conv_dim, args.encoder_conv_type, size,
-                                 args.encoder_attention_heads, False, args.encoder_glu, args)
+                                 args.encoder_attention_heads, False, args.encoder_glu, args, "encoder")
         self.conv_res = _Residual(d, args.encoder_normalize_before, args.dropout)
         self.ffn = FeedForward(d, args.encoder_ffn_embed_dim, args.activation_fn, args.relu_dropout)
         self.ffn_res = _Residual(d, args.encoder_normalize_before, args.dropout)
@@ -106,7 +127,7 @@ class DecoderBlock(nn.Module):
         super().__init__()
         d = args.decoder_embed_dim
         self.conv = ConvSubBlock(d, args.decoder_conv_dim, args.decoder_conv_type, size,
-                                 args.decoder_attention_heads, True, args.decoder_glu, args)
+                                 args.decoder_attention_heads, True, args.decoder_glu, args, "decoder")
         self.conv_res = _Residual(d, args.decoder_normalize_before, args.dropout)
         self.encoder_attn = None
         if not no_encoder_attn:

@@ -15,6 +15,7 @@ set -euo pipefail
 
 recipe_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RECIPE_NAME=toy
+RECIPE_MODELS="dynamicconv lightweightconv talk attention"
 RECIPE_DESCRIPTION="Synthetic toy translation task (src -> tgt, word mapping + verb-final
 reordering + agreement), small convolutional seq2seq model trained on CPU.
 Stages: 1 download (corpus), 2 prepare, 3 binarize, 4 train, 5 average, 6 evaluate (prints BLEU last)."
