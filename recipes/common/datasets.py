@@ -18,6 +18,10 @@ fetched only when named with ``fetch.py --only``.
 ``cnn_dailymail`` (summarisation, recipes/common/summarize_prepare.py) needs
 the two story archives and See et al.'s three URL lists, which decide the split.
 
+``gbw_lm`` and ``wikitext103_lm`` (language modelling, recipes/common/lm.sh)
+need one archive each: the One Billion Word r13output tarball and
+``wikitext-103-v1.zip``.
+
 ``PRETRAINED`` lists the archives of the models released by Wu et al. (2019)
 and their binarised test sets; ``RELEASES`` says, per fairseq hub name, which
 setting and --model each model belongs to and which archives it needs
@@ -221,6 +225,28 @@ _A += [
     _cnndm_list("all_test.txt", 2109547,
                 "c4f5efb5ec2126430a5c156efbd13d0e9c4cb490169e552c38b4a51981a009bd"),
 ]
+# Language modelling (recipes/common/lm_prepare.py).  The WikiText-103 zip's
+# original S3 address now refuses requests; the mirror is taken to serve the
+# same file, which its md5 (torchtext's, of the S3 file) checks.
+GBW_ARCHIVE = "1-billion-word-language-modeling-benchmark-r13output.tar.gz"
+WIKITEXT103_ARCHIVE = "wikitext-103-v1.zip"
+_A += [
+    Archive(
+        name=GBW_ARCHIVE,
+        url=f"https://www.statmt.org/lm-benchmark/{GBW_ARCHIVE}",
+        size=1792209805,
+        sha256="01ba60381110baf7f189dfd2b8374de371e8c9a340835793f190bdae9e90a34e",
+        source=TFDS.format("lm1b"),
+    ),
+    Archive(
+        name=WIKITEXT103_ARCHIVE,
+        url=f"https://wikitext.smerity.com/{WIKITEXT103_ARCHIVE}",
+        md5="9ddaacaf6af0710eda8c456decff7832",
+        source="torchtext's WikiText103 (md5 of the original "
+               "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-103-v1.zip); "
+               "size not published",
+    ),
+]
 _BY_NAME = {a.name: a for a in _A}
 
 # dev.tgz / test.tgz differ per year: kept out of _BY_NAME, one per setting.
@@ -291,6 +317,8 @@ SETTINGS = {
         needed=("cnn_stories.tgz", "dailymail_stories.tgz", "all_train.txt", "all_val.txt",
                 "all_test.txt"),
     ),
+    "gbw_lm": Setting("gbw_lm", needed=(GBW_ARCHIVE,)),
+    "wikitext103_lm": Setting("wikitext103_lm", needed=(WIKITEXT103_ARCHIVE,)),
 }
 
 
