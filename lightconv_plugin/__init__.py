@@ -3,3 +3,4 @@ by ``python -m lightconv_plugin --user-dir``). Importing it registers the models
 
 from . import compat  # noqa: F401  (first: fixes fairseq/torch incompatibilities)
 from . import models  # noqa: F401
+from . import criterions  # noqa: F401

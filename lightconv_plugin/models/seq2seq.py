@@ -191,6 +191,7 @@ class ConvSeq2SeqModel(FairseqEncoderDecoderModel):
         options.add_output_args(parser)
         parser.add_argument("--share-all-embeddings", action="store_true",
                             help="share encoder, decoder and output embeddings (joined dictionary)")
+        add_depth_adaptive_args(parser)
 
     @classmethod
     def build_model(cls, args, task):
@@ -215,5 +216,17 @@ class ConvSeq2SeqModel(FairseqEncoderDecoderModel):
             enc_emb = embedding(len(src_dict), args.encoder_embed_dim, src_dict.pad())
             dec_emb = embedding(len(tgt_dict), args.decoder_input_dim, tgt_dict.pad())
         encoder = ConvEncoder(args, src_dict, enc_emb)
-        decoder = ConvDecoder(args, tgt_dict, dec_emb)
-        return cls(encoder, decoder)
+        set_depth_adaptive_defaults(args)
+        if args.exit_classifiers == "none":
+            decoder = ConvDecoder(args, tgt_dict, dec_emb)
+        else:
+            decoder = DepthAdaptiveDecoder(args, tgt_dict, dec_emb, args.encoder_embed_dim)
+        model = cls(encoder, decoder)
+        if args.train_halting_only:
+            freeze_all_but_halting(model, args)
+        return model
+
+
+# Imported last: depth_adaptive.py subclasses ConvDecoder, defined above.
+from .depth_adaptive import (  # noqa: E402
+    DepthAdaptiveDecoder, add_depth_adaptive_args, freeze_all_but_halting, set_depth_adaptive_defaults)

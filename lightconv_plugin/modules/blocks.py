@@ -163,6 +163,14 @@ class DecoderBlock(nn.Module):
         x = self.ffn_res.leave(x, self.ffn(self.ffn_res.enter(x)))
         return x, attn
 
+    def update_mixer_state(self, x, pad_mask, incremental_state):
+        """Feed x (B, 1, C) to the mixer's decoding state only: a Depth-Adaptive
+        token that left below this block still leaves its (copied) state in the
+        block's window or key/value cache, so later tokens read its history."""
+        state = self.get_incremental_state(incremental_state, "conv")
+        _, state = self.conv.step(self.conv_res.enter(x), pad_mask, state)
+        self.set_incremental_state(incremental_state, "conv", state)
+
     def reorder_incremental_state(self, incremental_state, new_order):
         state = self.get_incremental_state(incremental_state, "conv")
         if state is not None:

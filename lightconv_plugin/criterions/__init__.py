@@ -1,0 +1,1 @@
+from . import depth_adaptive  # noqa: F401
