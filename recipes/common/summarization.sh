@@ -11,7 +11,8 @@
 #
 # settings() sets, besides translation.sh's variables, PAPER_ROUGE="R1/R2/L"
 # (the paper's F1 x 100; its L is compared with rougeLsum, see rouge.py).
-# There is no released summarisation model, so --pretrained is refused.
+# There is no released summarisation model, so --pretrained is refused, and
+# --depth-adaptive (a translation option) too.
 
 # shellcheck source=translation.sh
 source "$(dirname "${BASH_SOURCE[0]}")/translation.sh"
@@ -21,6 +22,8 @@ run_summarization_recipe() {
     for a in "$@"; do
         [[ $a == --pretrained || $a == --pretrained=* ]] \
             && die "--pretrained: neither paper released a $RECIPE_NAME model; train one (stages 1-6)"
+        [[ $a == --depth-adaptive || $a == --depth-adaptive=* ]] \
+            && die "--depth-adaptive: its stage 6 scores BLEU over exit thresholds; it is for the translation recipes"
     done
     run_translation_recipe "$@"
 }
@@ -38,10 +41,10 @@ stage_evaluate() {
     require_file "$bin/test.$SRC-$TGT.$SRC.bin" "run stage 3 (binarize) first"
     require_file "$prepared/test.raw.$TGT" "run stage 2 (prepare) first"
     (( DRY_RUN )) || mkdir -p "$decode" "$results"
-    decode_test "$bin" "$model"
-    run_logged "$logs/stage6.score.$model.log" '' \
+    decode_test "$bin" "$scope"
+    run_logged "$logs/stage6.score.$scope.log" '' \
         "$PYTHON" "$COMMON_DIR/rouge.py" --ref "$prepared/test.raw.$TGT" --generate "$decode/generate-test.txt" \
         --workers "$workers" --paper "$PAPER_ROUGE" --paper-source "$PAPER_SOURCE" \
-        --checkpoint "$modeldir/model.pt" --commands "$logs" --scope "$model" \
-        --json-out "$results/$model.json" --text-out "$results/$model.txt"
+        --checkpoint "$modeldir/model.pt" --commands "$logs" --scope "$scope" \
+        --json-out "$results/$scope.json" --text-out "$results/$scope.txt"
 }

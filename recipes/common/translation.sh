@@ -14,6 +14,7 @@
 #   GEN_ARGS=()              beam, lenpen, ... for fairseq-generate
 #   METRICS                  space-separated: tok_bleu compound_bleu sacrebleu
 #   PAPER_SCORE PAPER_GPU_HOURS PAPER_SOURCE   for the results file
+#   DA_PAPER DA_PAPER_SOURCE  (optional) the Depth-Adaptive paper's "BLEU@AE"
 #
 # and calls run_translation_recipe "$@".
 #
@@ -28,6 +29,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/recipe.sh"
 run_translation_recipe() {
     declare_recipe_options
     declare_pretrained_options
+    declare_depth_adaptive_options
     parse_options "$@"
     check_recipe_options
     if [[ -n $pretrained ]]; then
@@ -36,30 +38,42 @@ run_translation_recipe() {
     fi
     settings
     arch=${arch:-$PAPER_ARCH}
+    # A run's stages 4-6 and files are named by its scope: the model, or the
+    # model with its Depth-Adaptive exit rule.
+    scope=$model
+    if [[ $depth_adaptive != none ]]; then
+        depth_adaptive_settings
+        scope=$model-da-$depth_adaptive
+    fi
     resolve_batch "$PAPER_MAX_TOKENS" "$PAPER_WORLD" "$PAPER_UPDATE_FREQ"
     read -r -a PRECISION_ARGS <<< "$(precision_args "$PAPER_PRECISION")"
 
     prepared=$workdir/data/prepared
     bin=$workdir/data/bin
-    ckpt=$workdir/checkpoints/$model
-    modeldir=$workdir/model/$model
-    decode=$workdir/decode/$model
+    ckpt=$workdir/checkpoints/$scope
+    modeldir=$workdir/model/$scope
+    decode=$workdir/decode/$scope
     results=$workdir/results
     logs=$workdir/logs
     COMMANDS_LOG=$logs/commands.txt
     init_stages "$workdir"
     (( DRY_RUN )) || mkdir -p "$logs"
-    log "workdir $workdir, stages $stage..$stop_stage, model $model (arch $arch), launcher $launcher"
+    log "workdir $workdir, stages $stage..$stop_stage, model $scope (arch $arch), launcher $launcher"
 
     run_stage 1 download --sig "downloads=$downloads" stage_download
     run_stage 2 prepare stage_prepare
     run_stage 3 binarize --sig "joined=$JOINED_DICT ${PREPROCESS_ARGS[*]}" stage_binarize
-    run_stage 4 "train@$model" --sig "$(train_signature)" stage_train
-    run_stage 5 "average@$model" --sig "$AVERAGE" stage_average
-    run_stage 6 "evaluate@$model" --sig "${GEN_ARGS[*]} ${EXTRA_GEN_ARGS[*]} $METRICS" stage_evaluate
+    run_stage 4 "train@$scope" --sig "$(train_signature)" stage_train
+    run_stage 5 "average@$scope" --sig "$AVERAGE" stage_average
+    if [[ $depth_adaptive == none ]]; then
+        run_stage 6 "evaluate@$scope" --sig "${GEN_ARGS[*]} ${EXTRA_GEN_ARGS[*]} $METRICS" stage_evaluate
+    else
+        run_stage 6 "evaluate@$scope" --sig "${GEN_ARGS[*]} ${EXTRA_GEN_ARGS[*]} $METRICS $exit_thresholds" \
+            stage_evaluate_depth_adaptive
+    fi
     if (( stage <= 6 && stop_stage >= 6 && !DRY_RUN )); then
-        require_file "$results/$model.txt" "stage 6 (evaluate) produced no result"
-        tail -n 1 "$results/$model.txt"
+        require_file "$results/$scope.txt" "stage 6 (evaluate) produced no result"
+        tail -n 1 "$results/$scope.txt"
     fi
 }
 
@@ -103,7 +117,7 @@ stage_train() {
     require_cmd fairseq-train "install fairseq (make setup)"
     local share=()
     (( JOINED_DICT )) && share=(--share-all-embeddings)
-    launch_train "$logs/stage4.train.$model.log" "$ckpt" \
+    launch_train "$logs/stage4.train.$scope.log" "$ckpt" \
         "$bin" --user-dir "$USER_DIR" --task translation --source-lang "$SRC" --target-lang "$TGT" \
         --arch "$arch" "${share[@]}" --max-tokens "$MAX_TOKENS" --update-freq "$UPDATE_FREQ" \
         "${PRECISION_ARGS[@]}" "${OPTIM_ARGS[@]}" \
@@ -118,15 +132,15 @@ stage_average() {
     (( DRY_RUN )) || mkdir -p "$modeldir"
     case $AVERAGE in
         "epochs "*)
-            run_logged "$logs/stage5.average.$model.log" '' \
+            run_logged "$logs/stage5.average.$scope.log" '' \
                 "$PYTHON" "$COMMON_DIR/average_checkpoints.py" --inputs "$ckpt" \
                 --num-epoch-checkpoints "${AVERAGE#epochs }" --output "$modeldir/model.pt" ;;
         best)
             require_file "$ckpt/checkpoint_best.pt" "fairseq-train wrote no checkpoint_best.pt"
-            run_logged "$logs/stage5.average.$model.log" '' cp "$ckpt/checkpoint_best.pt" "$modeldir/model.pt" ;;
+            run_logged "$logs/stage5.average.$scope.log" '' cp "$ckpt/checkpoint_best.pt" "$modeldir/model.pt" ;;
         *) die "settings: AVERAGE='$AVERAGE' (expected 'epochs N' or 'best')" ;;
     esac
-    run_logged "$logs/stage5.model.$model.log" '' \
+    run_logged "$logs/stage5.model.$scope.log" '' \
         cp "$bin/dict.$SRC.txt" "$bin/dict.$TGT.txt" "$prepared/bpecodes" "$modeldir/"
 }
 
@@ -134,17 +148,17 @@ stage_evaluate() {
     require_file "$modeldir/model.pt" "run stage 5 (average) first"
     require_file "$bin/test.$SRC-$TGT.$SRC.bin" "run stage 3 (binarize) first"
     (( DRY_RUN )) || mkdir -p "$decode" "$results"
-    decode_test "$bin" "$model"
-    run_logged "$logs/stage6.score.$model.log" '' \
+    decode_test "$bin" "$scope"
+    run_logged "$logs/stage6.score.$scope.log" '' \
         "$PYTHON" "$COMMON_DIR/evaluate.py" --generate-output "$decode/generate-test.txt" \
         --prepared "$prepared" --src "$SRC" --tgt "$TGT" --metrics $METRICS \
         --paper "$PAPER_SCORE" --paper-source "$PAPER_SOURCE" --checkpoint "$modeldir/model.pt" \
-        --commands "$logs" --scope "$model" --json-out "$results/$model.json" --text-out "$results/$model.txt"
+        --commands "$logs" --scope "$scope" --json-out "$results/$scope.json" --text-out "$results/$scope.txt"
 }
 
-# decode_test DATA_DIR SCOPE: stage 6's fairseq-generate of the test split with
-# $modeldir/model.pt into $decode; BPE removed, no detokeniser (each metric
-# takes the text from there).
+# decode_test DATA_DIR LOGNAME [ARGS...]: stage 6's fairseq-generate of the test
+# split with $modeldir/model.pt into $decode; BPE removed, no detokeniser (each
+# metric takes the text from there).
 decode_test() {
     local device=()
     (( cpu )) && device=(--cpu --num-workers 0)
@@ -152,7 +166,56 @@ decode_test() {
         fairseq-generate "$1" --user-dir "$USER_DIR" --task translation \
         --source-lang "$SRC" --target-lang "$TGT" --path "$modeldir/model.pt" \
         --gen-subset test --batch-size 128 --remove-bpe "${GEN_ARGS[@]}" "${device[@]}" "${EXTRA_GEN_ARGS[@]}" \
-        --results-path "$decode"
+        "${@:3}" --results-path "$decode"
+}
+
+# ------------------------------------------------------- --depth-adaptive
+# The Depth-Adaptive decoder (Elbayad et al., 2020) on any model of the
+# recipe: one classifier after each decoder block, trained aligned (every
+# block's label-smoothed loss, uniform weights) with the halting head
+# supervised by the token-correctness oracle; stage 6 decodes the test set at
+# each of --exit-thresholds and reports BLEU against the average exit.
+
+declare_depth_adaptive_options() {
+    option depth_adaptive none "Depth-Adaptive decoder, by its exit rule: none | token-geometric | token-multinomial | sequence | confidence"
+    option exit_thresholds "1.0 0.9 0.8 0.7 0.6 0.5 0.4 0.3" "with --depth-adaptive: the exit thresholds stage 6 decodes at (1.0: full depth, the reference)"
+}
+
+depth_adaptive_settings() {
+    require_choice depth_adaptive none token-geometric token-multinomial sequence confidence
+    [[ -n $pretrained ]] && die "--depth-adaptive: a released model has no exit classifiers; train one (no --pretrained)"
+    local t full=0 i
+    for t in $exit_thresholds; do
+        [[ $t =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--exit-thresholds: expected numbers >= 0, got '$t' in '$exit_thresholds'"
+        awk -v t="$t" 'BEGIN { exit !(t >= 1) }' && full=1
+    done
+    (( full )) || die "--exit-thresholds '$exit_thresholds': include 1.0, the full-depth decoder every other threshold is compared with"
+    for i in "${!OPTIM_ARGS[@]}"; do
+        [[ ${OPTIM_ARGS[i]} == label_smoothed_cross_entropy ]] && OPTIM_ARGS[i]=depth_adaptive_cross_entropy
+    done
+    OPTIM_ARGS+=(--exit-classifiers shared --exit-mode "$depth_adaptive" --da-training aligned
+                 --halting-oracle token-correctness --oracle-sigma 1 --halting-alpha 1)
+}
+
+stage_evaluate_depth_adaptive() {
+    require_file "$modeldir/model.pt" "run stage 5 (average) first"
+    require_file "$bin/test.$SRC-$TGT.$SRC.bin" "run stage 3 (binarize) first"
+    local t runs=() out=$decode
+    (( DRY_RUN )) || mkdir -p "$results"
+    for t in $exit_thresholds; do
+        local decode=$out/threshold-$t
+        (( DRY_RUN )) || { rm -rf "$decode"; mkdir -p "$decode"; }
+        decode_test "$bin" "$scope.t$t" --model-overrides "{'exit_threshold': '$t'}"
+        run_logged "$logs/stage6.score.$scope.t$t.log" '' \
+            "$PYTHON" "$COMMON_DIR/evaluate.py" --generate-output "$decode/generate-test.txt" \
+            --prepared "$prepared" --src "$SRC" --tgt "$TGT" --metrics $METRICS \
+            --json-out "$decode/score.json" --text-out "$decode/score.txt"
+        runs+=("$t=$decode/score.json=$logs/stage6.generate.$scope.t$t.log")
+    done
+    run_logged "$logs/stage6.report.$scope.log" '' \
+        "$PYTHON" "$COMMON_DIR/depth_adaptive_report.py" "${runs[@]}" \
+        --paper "${DA_PAPER:-}" --paper-source "${DA_PAPER_SOURCE:-}" --checkpoint "$modeldir/model.pt" \
+        --commands "$logs" --scope "$scope" --json-out "$results/$scope.json" --text-out "$results/$scope.txt"
 }
 
 # The papers' schedules, in fairseq 0.12's flags: the 2019 cosine scheduler's
