@@ -22,7 +22,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evaluate import METRIC_NAMES, commands  # noqa: E402
+from evaluate import METRIC_NAMES, commands, write_result  # noqa: E402
 
 AE_LINE = re.compile(r"average exit \(AE\) ([\d.]+) of (\d+) blocks.*FLOPs saved (-?[\d.]+)%")
 
@@ -80,13 +80,7 @@ def main(argv=None):
     record = {"runs": runs, "full_depth": full, "headline": best,
               "paper": {**(a.paper or {}), "source": a.paper_source}, "checkpoint": a.checkpoint,
               "commands": commands(a.commands, a.scope) if a.commands else []}
-    tmp = a.json_out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, a.json_out)
-    with open(a.text_out, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_result(record, lines, a.json_out, a.text_out)
     return 0
 
 

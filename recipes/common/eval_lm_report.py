@@ -25,7 +25,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from evaluate import commands  # noqa: E402
+from evaluate import commands, write_result  # noqa: E402
 
 EVALUATED = re.compile(r"Evaluated ([\d,]+) tokens")
 LOSS = re.compile(r"Loss \(base 2\): ([\d.]+|inf|nan), Perplexity: ([\d.]+|inf|nan)")
@@ -92,17 +92,11 @@ def main(argv=None) -> int:
         "checkpoint": a.checkpoint, "eval_output": a.eval_log,
         "commands": commands(a.commands, a.scope) if a.commands else [],
     }
-    tmp = a.json_out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1, ensure_ascii=False)
-    os.replace(tmp, a.json_out)
     paper = f" (paper: {a.paper})" if a.paper else ""
     lines = [f"tokens scored: {scored} ({counts['words']} words + {counts['lines']} end-of-sentence)",
              f"{a.split} loss: {loss:.4f} bits per token",
              f"{a.split} perplexity = {ppl:.2f}{paper}"]
-    with open(a.text_out, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_result(record, lines, a.json_out, a.text_out)
     return 0
 
 

@@ -122,6 +122,18 @@ def commands(log_dir: str, scope: str) -> list:
     return kept
 
 
+def write_result(record: dict, lines: list, json_out: str, text_out: str) -> None:
+    """Stage 6's outputs: the JSON record (complete or absent), the text lines,
+    and the same lines on stdout, the metric last."""
+    tmp = json_out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1, ensure_ascii=False)
+    os.replace(tmp, json_out)
+    with open(text_out, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--generate-output", required=True)
@@ -170,17 +182,11 @@ def main(argv=None):
         "checkpoint": a.checkpoint, "generate_output": a.generate_output,
         "commands": commands(a.commands, a.scope) if a.commands else [],
     }
-    tmp = a.json_out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1, ensure_ascii=False)
-    os.replace(tmp, a.json_out)
     lines = [f"{METRIC_NAMES[m]}: {r['text']}" + (f"  [{r['signature']}]" if "signature" in r else "")
              for m, r in results.items()]
     paper = f" (paper: {a.paper})" if a.paper else ""
     lines.append(f"{METRIC_NAMES[first]} = {results[first]['score']:.2f}{paper}")
-    with open(a.text_out, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_result(record, lines, a.json_out, a.text_out)
     return 0
 
 
