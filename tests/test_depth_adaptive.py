@@ -100,6 +100,13 @@ def test_forced_exit_decodes_as_the_first_n_blocks(conv_type, per_block):
         assert exits.eq(n).all()
         reference = model.decoder.exit_logits(n, extra["inner_states"][n + 1])
         torch.testing.assert_close(inc, reference, rtol=1e-5, atol=1e-5)
+    # Per token, a forced exit at n pays blocks 0..n and the state updates above.
+    dec, s = model.decoder, model.decoder.stats
+    block = [dec._block_cost(layer, 5) for layer in dec.layers]
+    state = [dec._state_cost(layer) for layer in dec.layers]
+    spent = sum(sum(block[: n + 1]) + sum(state[n + 1:]) for n in range(3))
+    assert s.saved("token") == pytest.approx(1 - spent / (3 * sum(block)), rel=1e-9)
+    assert s.saved("batch") == pytest.approx(s.saved("token"), rel=1e-9)  # every row leaves together
 
 
 @pytest.mark.parametrize("order", sorted(BEAM_ORDERS))

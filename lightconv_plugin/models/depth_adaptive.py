@@ -94,34 +94,43 @@ def parse_thresholds(value, num_blocks: int) -> List[float]:
 
 
 class ExitStats:
-    """Average exit and the decoder's estimated FLOPs, over the tokens decoded so far."""
+    """Average exit and the decoder's estimated FLOPs, over the tokens decoded so far.
+
+    Two accountings of what was spent: ``token`` is the paper's (each token
+    pays the blocks it ran, the mixer-state updates of the blocks above, and
+    its exit decisions); ``batch`` is what this implementation computes (a
+    block runs for the whole batch while any of its rows is still in it).
+    """
 
     def __init__(self, num_blocks: int):
         self.num_blocks = num_blocks
         self.tokens = 0
         self.exits = torch.zeros(num_blocks, dtype=torch.long)
-        self.flops_full = 0.0
-        self.flops_spent = 0.0
+        self.flops = {"full": 0.0, "token": 0.0, "batch": 0.0}
 
-    def add(self, exit_block: torch.Tensor, full: float, spent: float):
+    def add(self, exit_block: torch.Tensor, **flops: float):
         self.tokens += exit_block.numel()
         self.exits += torch.bincount(exit_block.flatten().cpu(), minlength=self.num_blocks)
-        self.flops_full += full
-        self.flops_spent += spent
+        for key, value in flops.items():
+            self.flops[key] += value
 
     def average_exit(self) -> float:
         """The paper's AE: mean over tokens of the exit block, counted 1..N."""
         n = torch.arange(1, self.num_blocks + 1, dtype=torch.float64)
         return float((self.exits.double() * n).sum() / max(self.tokens, 1))
 
+    def saved(self, key: str) -> float:
+        full = self.flops["full"]
+        return 1 - self.flops[key] / full if full else 0.0
+
     def report(self) -> str:
-        saved = 1 - self.flops_spent / self.flops_full if self.flops_full else 0.0
         share = ", ".join(f"{int(c)}" for c in self.exits)
+        per_token = self.flops["full"] / max(self.tokens, 1) / 1e6
         return (f"depth-adaptive decoding: {self.tokens} tokens, average exit (AE) "
                 f"{self.average_exit():.2f} of {self.num_blocks} blocks; tokens per exit block: "
-                f"{share}; decoder FLOPs saved {100 * saved:.1f}% (estimated: "
-                f"{self.flops_spent / max(self.tokens, 1) / 1e6:.2f} of "
-                f"{self.flops_full / max(self.tokens, 1) / 1e6:.2f} MFLOPs per token)")
+                f"{share}; decoder FLOPs saved {100 * self.saved('token'):.1f}% per token "
+                f"({100 * self.saved('batch'):.1f}% as computed here, whole batches per block; "
+                f"estimated from the layer shapes, full depth {per_token:.2f} MFLOPs per token)")
 
 
 def _linear_weights(module: nn.Module) -> int:
@@ -249,32 +258,36 @@ class DepthAdaptiveDecoder(ConvDecoder):
         if self.exit_mode == "sequence" and self.forced_exit is None:
             self._q_cache = self.halting(enc.transpose(0, 1), enc_mask)
         src_len = enc.size(0) if enc is not None else 0
-        full_cost = sum(self._block_cost(layer, src_len) for layer in self.layers) * bsz
-        spent = 0.0
+        full = sum(self._block_cost(layer, src_len) for layer in self.layers) * bsz
+        token = batch = 0.0
         attn = None
         for m, layer in enumerate(self.layers):
-            if alive.any():
+            block, state = self._block_cost(layer, src_len), self._state_cost(layer)
+            n_alive = int(alive.sum())
+            token += block * n_alive + state * (bsz - n_alive)
+            if n_alive:
                 need_attn = m == self.num_blocks - 1
                 y, a = layer(x, pad_mask, enc, enc_mask, incremental_state, need_attn=need_attn)
                 x = torch.where(alive.view(-1, 1, 1), y, x)
                 attn = a if a is not None else attn
-                spent += self._block_cost(layer, src_len) * bsz
+                batch += block * bsz
             else:
                 layer.update_mixer_state(x, pad_mask, incremental_state)
-                spent += self._state_cost(layer) * bsz
-            if m < self.num_blocks - 1 and alive.any():
+                batch += state * bsz
+            if m < self.num_blocks - 1 and n_alive:
                 if self.exit_mode == "token-multinomial" and m == 0 and self.forced_exit is None:
                     self._q_cache = self.halting(x)[:, -1]
                 leave = alive & self._leaves(m, x, enc, enc_mask)
                 if self.forced_exit is None and self.thresholds[m] < 1.0:
-                    spent += self._decision_cost(alive)
+                    decision = self._decision_cost(alive)
+                    token, batch = token + decision, batch + decision
                 exit_block[leave] = m
                 alive &= ~leave
         logits = x.new_empty(bsz, 1, self.output_projection.out_features)
         for n in exit_block.unique().tolist():
             rows = exit_block == n
             logits[rows] = self.exit_logits(n, x[rows])
-        self.stats.add(exit_block, full_cost, spent)
+        self.stats.add(exit_block, full=full, token=token, batch=batch)
         self._register_report()
         return logits, x, {"attn": [attn], "inner_states": [x], "exit_block": exit_block}
 

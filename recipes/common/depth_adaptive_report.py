@@ -24,7 +24,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from evaluate import METRIC_NAMES, commands, write_result  # noqa: E402
 
-AE_LINE = re.compile(r"average exit \(AE\) ([\d.]+) of (\d+) blocks.*FLOPs saved (-?[\d.]+)%")
+AE_LINE = re.compile(r"average exit \(AE\) ([\d.]+) of (\d+) blocks.*FLOPs saved (-?[\d.]+)% per token "
+                     r"\((-?[\d.]+)% as computed")
 
 
 def read_run(spec: str) -> dict:
@@ -39,10 +40,11 @@ def read_run(spec: str) -> dict:
         found = AE_LINE.findall(f.read())
     if not found:
         raise SystemExit(f"{log_path}: no 'average exit (AE)' line: was the model trained with --exit-classifiers?")
-    ae, blocks, saved = found[-1]
+    ae, blocks, saved, batched = found[-1]
     primary = score["primary"]
     return {"threshold": t, "bleu": score["metrics"][primary]["score"], "metric": primary,
-            "ae": float(ae), "blocks": int(blocks), "flops_saved_pct": float(saved)}
+            "ae": float(ae), "blocks": int(blocks), "flops_saved_pct": float(saved),
+            "flops_saved_batched_pct": float(batched)}
 
 
 def paper_pair(text: str):
@@ -73,7 +75,8 @@ def main(argv=None):
     best = min(near, key=lambda r: (r["ae"], -r["bleu"]))
     name = METRIC_NAMES[full["metric"]]
     lines = [f"threshold {r['threshold']:g}: {name} {r['bleu']:.2f}, average exit {r['ae']:.2f} of {r['blocks']}, "
-             f"decoder FLOPs saved {r['flops_saved_pct']:.1f}%" for r in runs]
+             f"decoder FLOPs saved {r['flops_saved_pct']:.1f}% per token ({r['flops_saved_batched_pct']:.1f}% batched)"
+             for r in runs]
     paper = f" (paper: {a.paper['bleu']} at AE {a.paper['ae']})" if a.paper else ""
     lines.append(f"{name} = {best['bleu']:.2f} at average exit {best['ae']:.2f} of {best['blocks']} "
                  f"(threshold {best['threshold']:g}; full depth {full['bleu']:.2f}){paper}")
