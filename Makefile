@@ -29,8 +29,11 @@ $(STAMP): pyproject.toml requirements.txt constraints.txt
 demo: $(STAMP)
 	bash recipes/toy/run.sh
 
+# Two processes (the CI machine's cores); tests that share one resource (the
+# local SLURM cluster) are grouped onto one process (xdist_group).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup tests
 
 bench-cpu: $(STAMP)
 	$(PY) scripts/bench_cpu.py

@@ -61,6 +61,7 @@ def test_torchrun_two_cpu_processes(binarized, tmp_path):
     assert "effective batch: 2 process(es) x 1024 tokens x update-freq 2" in proc.stderr
 
 
+@pytest.mark.xdist_group("slurm")  # the cluster of tests/test_slurm_cluster.py
 def test_slurm_requeue_resumes_from_checkpoint_last(binarized, tmp_path, slurm_cluster):  # noqa: F811
     workdir = copy_of(binarized, tmp_path)
     env = {**_env(), **slurm_cluster.env, "SLURM_POLL_SECONDS": "1"}

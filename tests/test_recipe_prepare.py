@@ -243,6 +243,7 @@ def test_missing_manual_archive_is_named(prepared, tmp_path, capsys):
     for p in downloads.iterdir():
         if p.name != "UNv1.0.en-zh.tar.gz":
             (partial / p.name).symlink_to(p)
+    capsys.readouterr()  # drop what building the fixture printed, if this test built it
     assert run_prepare("wmt17_zh_en", partial, tmp_path / "out") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "UNv1.0.en-zh.tar.gz" in err[0] and "uncorpus" in err[0]
@@ -255,6 +256,7 @@ def test_truncated_archive_is_named(prepared, tmp_path, capsys):
     broken = shutil.copy(downloads / "de-en.tgz", tmp_path / "dl" / "de-en.tgz")
     truncate(Path(broken), keep=0.5)
     out = tmp_path / "out"
+    capsys.readouterr()  # drop what building the fixture printed, if this test built it
     assert run_prepare("iwslt14_de_en", tmp_path / "dl", out) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "de-en.tgz" in err[0] and "truncated or corrupt" in err[0]

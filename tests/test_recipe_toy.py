@@ -35,7 +35,7 @@ def _env():
     return env
 
 
-def run_recipe(*args, timeout=120):
+def run_recipe(*args, timeout=600):  # a guard against hangs, generous for a loaded CI machine
     t0 = time.monotonic()
     proc = subprocess.run(["bash", RUN_SH, *args], capture_output=True, text=True,
                           env=_env(), timeout=timeout)

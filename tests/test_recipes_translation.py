@@ -69,11 +69,11 @@ def test_stages_1_to_6_on_the_fixture(setting, tmp_path):
             ["fairseq-interactive", str(model), "--user-dir", str(Path(REPO) / "lightconv_plugin"),
              "--path", str(model / "model.pt"), "--source-lang", src, "--target-lang", tgt, "--cpu",
              "--tokenizer", "moses", "--bpe", "subword_nmt", "--bpe-codes", str(model / "bpecodes")],
-            input="das ist ein test .\n", capture_output=True, text=True, env=_env(), timeout=120)
+            input="das ist ein test .\n", capture_output=True, text=True, env=_env(), timeout=600)
         assert out.returncode == 0, out.stderr[-2000:]
         assert re.search(r"^D-0\t-?[\d.]+\t\S", out.stdout, re.M), out.stdout[-2000:]
 
-    again = run(setting, "--workdir", workdir, "--downloads", downloads, *TINY, timeout=120)
+    again = run(setting, "--workdir", workdir, "--downloads", downloads, *TINY, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert last_line(again) == last_line(proc)
     assert "fairseq-train" not in again.stderr and again.stderr.count("skipping stage") == 6

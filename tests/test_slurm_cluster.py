@@ -10,6 +10,9 @@ import pytest
 
 from slurm_cluster import job_state, requeue, sbatch, slurm_cluster, wait_for_job  # noqa: F401
 
+# One cluster per test process: keep every test that uses it on the same one.
+pytestmark = pytest.mark.xdist_group("slurm")
+
 RANK_JOB = """#!/bin/bash
 #SBATCH --ntasks=2 --nodes=1 --time=1
 set -euo pipefail
