@@ -70,20 +70,24 @@ class _KTapMixer(nn.Module):
         return w
 
     def _window(self, x_t: torch.Tensor, state: Optional[State]) -> torch.Tensor:
-        """The last K inputs (B, K, C), zeros before the start of the sequence."""
+        """The last K inputs as (B, C, K), zeros before the start of the sequence.
+
+        Taps last: each head's (R, K) block is then a contiguous matrix for one
+        batched matmul, with no permuted copy of the window at every step.
+        """
         B, _, C = x_t.shape
         if state is None:
-            prev = x_t.new_zeros(B, self.kernel_size - 1, C)
+            prev = x_t.new_zeros(B, C, self.kernel_size - 1)
         else:
             prev = state["window"]
-        return torch.cat([prev, x_t], dim=1)
+        return torch.cat([prev, x_t.transpose(1, 2)], dim=2)
 
     def _apply_window(self, window: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-        """taps (B, H, K) over window (B, K, C) -> (B, 1, C) in the dtype of window."""
-        B, K, C = window.shape
-        w = window.float().view(B, K, self.num_heads, C // self.num_heads)
-        out = torch.einsum("bkhr,bhk->bhr", w, taps)
-        return out.reshape(B, 1, C).to(window.dtype)
+        """taps (B, H, K) over window (B, C, K) -> (B, 1, C) in the dtype of window."""
+        B, C, K = window.shape
+        H = self.num_heads
+        out = torch.bmm(window.float().view(B * H, C // H, K), taps.reshape(B * H, K, 1))
+        return out.view(B, 1, C).to(window.dtype)
 
     def _inside(self, x_t: torch.Tensor, state: Optional[State], pad_mask_t: Optional[torch.Tensor]):
         """(B, K) bool: which inputs of the window are inside the sequence."""
@@ -98,7 +102,7 @@ class _KTapMixer(nn.Module):
         window = self._window(x_t, state)
         inside = self._inside(x_t, state, pad_mask_t) if self.edge == "renorm" else None
         out = self._apply_window(window, self._taps(self._step_logits(x_t), inside))
-        new_state = {"window": window[:, 1:]}
+        new_state = {"window": window[:, :, 1:]}
         if inside is not None:
             new_state["inside"] = inside[:, 1:]
         return out, new_state
