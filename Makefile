@@ -9,7 +9,7 @@ FAIRSEQ := $(shell $(PYTHON) -c 'import sys; print("fairseq-fixed==0.12.3.1" if 
 STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test bench-cpu kernel-report clean-venv
+.PHONY: setup demo test bench gpu-check kernel-report clean-venv
 
 setup: $(STAMP)
 
@@ -35,8 +35,21 @@ TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup tests
 
-bench-cpu: $(STAMP)
-	$(PY) scripts/bench_cpu.py
+# Layer and model benchmarks on this machine (about 30 minutes on 2 cores):
+# CSV, PNG and summary.md under bench_out/<date>-<host>/. Pass options with
+# BENCH_ARGS, e.g. BENCH_ARGS="--threads 8".
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(PY) scripts/bench_all.py $(BENCH_ARGS)
+
+# On a machine with a CUDA GPU (under 10 minutes on an H100/H200): every kernel
+# against its reference in fp32/fp16/bf16, the autotuner's choices, the kernel
+# benchmark against the roofline and the model-level throughput. Writes
+# bench_out/gpu-check-<date>-<host>/gpu_check.md; exits 1 on any mismatch,
+# 2 without a GPU.
+GPU_CHECK_ARGS ?=
+gpu-check: $(STAMP)
+	$(PY) scripts/gpu_check.py $(GPU_CHECK_ARGS)
 
 kernel-report: $(STAMP)
 	$(PY) scripts/kernel_report.py

@@ -1,0 +1,153 @@
+"""The benchmark scripts in their smallest configurations: complete outputs, not timings.
+
+bench_layers.py, bench_models.py (--smoke) and gpu_check.py (--device cpu
+--interpret) each run once, as a user runs them, with one torch thread;
+the test checks that every requested case has a row, that every measured
+row holds finite numbers, and that the Markdown reports name every case.
+Speed is never asserted here: that is what the scripts are for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+import bench_common as bc  # noqa: E402
+
+LAYERS = ["lightweight", "dynamic", "talk", "fairseq-lightweight", "fairseq-dynamic", "attention"]
+OPS = ["op-lightweight", "op-dynamic", "op-talk"]
+MODES = ["forward", "forward+backward", "inference"]
+MODELS = ["dynamic", "attention", "fairseq-transformer"]
+
+
+def _run(script: str, *args):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    env.pop("TRITON_INTERPRET", None)  # gpu_check sets it itself, before its kernels are imported
+    proc = subprocess.run([sys.executable, str(SCRIPTS / script), *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def _finite(row, *columns):
+    for c in columns:
+        v = float(row[c])
+        assert math.isfinite(v), f"{c} = {row[c]!r} in {row}"
+
+
+@pytest.fixture(scope="module")
+def models_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("models")
+    rc, log = _run("bench_models.py", "--smoke", "--threads", "1", "--out", out, "--models", *MODELS, "--beams", 4)
+    assert rc == 0, log
+    return out
+
+
+def test_bench_layers_smoke(tmp_path):
+    rc, log = _run("bench_layers.py", "--threads", "1", "--out", tmp_path, "--T", 32, "--op-T", 32,
+                   "--talk-T", 16, "--case-seconds", 0.01)
+    assert rc == 0, log
+    rows = bc.read_csv(tmp_path / "layers.csv")
+    got = {(r["table"], r["impl"], r["mode"], int(r["T"])) for r in rows}
+    want = {("layers", i, m, T) for i in LAYERS for m in MODES for T in (32,)}
+    want |= {("ops", i, m, 32) for i in OPS for m in MODES}
+    want |= {("talk", i, "inference", 16) for i in ("attention", "dynamic", "fairseq-dynamic", "talk")}
+    assert got == want
+    for r in rows:
+        assert r["status"] == "ok", r
+        assert int(r["reps"]) >= (2 if r["table"] == "talk" else 3)
+        _finite(r, "median_ms", "q1_ms", "q3_ms", "min_ms", "max_ms", "peak_mb", "it_per_s")
+        assert float(r["min_ms"]) <= float(r["median_ms"]) <= float(r["max_ms"])
+    md = (tmp_path / "layers.md").read_text()
+    assert all(name in md for name in LAYERS + OPS) and "TaLK" in md
+    assert "nan" not in md.lower()
+    assert (tmp_path / "layers.png").stat().st_size > 0
+
+
+def test_bench_models_smoke(models_out):
+    train = bc.read_csv(models_out / "train.csv")
+    gen = bc.read_csv(models_out / "generate.csv")
+    steps = bc.read_csv(models_out / "steps.csv")
+    assert [r["model"] for r in train] == MODELS
+    assert [(r["model"], r["beam"]) for r in gen] == [(m, "4") for m in MODELS]
+    # The attention architecture may not be in every checkout: then its rows must say so.
+    present = {r["model"] for r in train if r["status"] != "not in this checkout"}
+    assert {"dynamic", "fairseq-transformer"} <= present
+    for r in train:
+        if r["model"] in present:
+            assert r["status"] == "ok", r
+            _finite(r, "median_tok_s", "min_tok_s", "max_tok_s", "tokens_per_update")
+    for r in gen:
+        if r["model"] in present:
+            assert r["status"] == "ok", r
+            assert int(r["batches"]) == 2  # 16 test sentences in batches of 8
+            _finite(r, "median_sent_s", "min_sent_s", "max_sent_s", "total_sent_s")
+    for m in present:
+        positions = [int(r["position"]) for r in steps if r["model"] == m]
+        assert positions == list(range(1, 17)), m
+    for r in steps:
+        if r["model"] in present:
+            _finite(r, "ms")
+    md = (models_out / "models.md").read_text()
+    assert all(m in md for m in MODELS) and "nan" not in md.lower()
+    assert (models_out / "models.png").stat().st_size > 0
+
+
+def test_gpu_check_without_gpu_exits_2():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    rc, log = _run("gpu_check.py")
+    assert rc == 2 and "needs a CUDA device" in log
+
+
+def test_gpu_check_smoke(tmp_path, models_out):
+    rc, log = _run("gpu_check.py", "--device", "cpu", "--interpret", "--out", tmp_path, "--models-from", models_out)
+    assert rc == 0, log
+    grid = bc.read_csv(tmp_path / "grid.csv")
+    kinds = {(r["kernel"], r["dtype"]) for r in grid}
+    assert {("dynamic_conv", "fp32"), ("talk_conv", "fp32"), ("dynamic_conv", "fp16"), ("talk_conv", "bf16")} <= kinds
+    for r in grid:
+        assert r["status"] == "ok" and r["nan"] == "False", r
+        _finite(r, "error", "torch_error", "tolerance")
+    bench = bc.read_csv(tmp_path / "kernels.csv")
+    assert {(r["op"], r["impl"]) for r in bench} == {
+        ("lightweight_conv", "triton"), ("lightweight_conv", "torch"), ("dynamic_conv", "triton"),
+        ("dynamic_conv", "torch"), ("dynamic_conv", "attention"), ("dynamic_conv", "fairseq"),
+        ("talk_conv", "triton"), ("talk_conv", "torch"), ("talk_conv", "attention")}
+    for r in bench:
+        assert r["status"] == "ok", r
+        _finite(r, "fwd_ms", "fwd_gbps", "fwd_frac", "fwd_bwd_ms", "fwd_bwd_gbps", "fwd_bwd_frac")
+    md = (tmp_path / "gpu_check.md").read_text()
+    for section in ("## Goals", "## Correctness", "## Autotuner choices", "## Kernel benchmark", "## Models"):
+        assert section in md
+    assert "roofline" in md and "1.3x" in md and "nan" not in md.lower()
+    assert (tmp_path / "gpu_check.png").stat().st_size > 0
+
+
+def test_gpu_check_grid_covers_the_tests_grid():
+    """On a GPU the check runs every shape of the interpreter tests, for both conv ops, in every
+    dtype, plus every autotune configuration of every kernel once; shared out, nothing is lost."""
+    import gpu_check_grid as gg
+    import test_conv_triton as tct
+    import test_talk_triton as ttt
+
+    jobs = gg.jobs(smoke=False)
+    n_conv, n_talk = len(tct.CASES) + len(tct.LOWP_CASES), len(ttt.CASES)
+    assert len(jobs) == len(set(jobs)) == 3 * (2 * n_conv + n_talk) + 2 * tct.N_CONFIGS + ttt.N_CONFIGS
+    for dtype in gg.DTYPES:
+        assert {(j[1], j[2]) for j in jobs if j[0] == "conv" and j[3] == dtype and j[4] is None} == \
+            {(op, i) for op in ("light", "dynamic") for i in range(n_conv)}
+        assert {j[1] for j in jobs if j[0] == "talk" and j[2] == dtype and j[3] is None} == set(range(n_talk))
+    shares = [jobs[k::5] for k in range(5)]
+    assert Counter(j for s in shares for j in s) == Counter(jobs)
