@@ -171,7 +171,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--workers", type=int, help="processes for the correctness grid (default: min(12, cores); "
                    "1 in smoke mode)")
-    p.add_argument("--model-seconds", type=float, default=8.0,
+    p.add_argument("--model-seconds", type=float, default=5.0,
                    help="measured seconds per model for training and for each beam (GPU)")
     p.add_argument("--skip-models", action="store_true", help="no model-level part")
     p.add_argument("--models-from", type=Path, help="report an existing bench_models.py output instead")
