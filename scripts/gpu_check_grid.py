@@ -153,7 +153,7 @@ def jobs(smoke: bool) -> list:
     return out
 
 
-def _conv_cases(smoke: bool) -> list:
+def _conv_cases() -> list:
     return tct.CASES + tct.LOWP_CASES + [tct.Case(2, 70, 128, 2, 5, "centre", dropout=0.2)]
 
 
@@ -166,16 +166,15 @@ def run_job(job, smoke: bool) -> list:
     """Rows of (kernel, case, dtype, config, output, error, tolerance, status) of one job."""
     if job[0] == "conv":
         _, op, i, dname, cfg = job
-        case = _conv_cases(smoke)[i]
+        case = _conv_cases()[i]
         label = "autotuned" if cfg is None else f"config {cfg}"
         return _guarded(f"{op}_conv", case.id, dname, label, lambda: _rows(
             f"{op}_conv", case.id, dname, tct.NAMES, *_conv_case(op, case, DTYPES[dname], cfg), label))
     _, i, dname, cfg = job
     shape, sid = _talk_cases(smoke)[i]
-    label = "autotuned" if cfg is None else f"config {cfg}"
-    return _guarded("talk_conv", sid if cfg is None else str(shape), dname, label, lambda: _rows(
-        "talk_conv", sid if cfg is None else str(shape), dname, ttr.NAMES, *_talk_case(shape, DTYPES[dname], cfg),
-        label))
+    label, case_id = ("autotuned", sid) if cfg is None else (f"config {cfg}", str(shape))
+    return _guarded("talk_conv", case_id, dname, label, lambda: _rows(
+        "talk_conv", case_id, dname, ttr.NAMES, *_talk_case(shape, DTYPES[dname], cfg), label))
 
 
 def _run_share(share: list, smoke: bool) -> list:

@@ -95,7 +95,7 @@ class _Rows:
     """
 
     def __init__(self, B: int, T: int, H: int, device):
-        self.B, self.T, self.H = B, T, H
+        self.T, self.H = T, H
         self.b = torch.arange(B, device=device).view(B, 1, 1)
         self.h = torch.arange(H, device=device).view(1, 1, H)
 

@@ -19,6 +19,7 @@ from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from lightconv_kernels import dynamic_conv, lightweight_conv
 from lightconv_kernels.conv.edge import EDGES
@@ -103,13 +104,13 @@ class _KTapMixer(nn.Module):
         window = self._window(x_t, state)
         inside = self._inside(x_t, state, pad_mask_t) if self.edge == "renorm" else None
         K, width = self.kernel_size, window.shape[2]
-        if inside is not None and width < K:  # taps before the start of the sequence are outside it
-            inside = torch.cat([inside.new_zeros(inside.shape[0], K - width), inside], dim=1)
-        out = self._apply_window(window, self._taps(self._step_logits(x_t), inside))
+        # Taps before the start of the sequence are outside it.
+        tap_inside = None if inside is None else F.pad(inside, (K - width, 0), value=False)
+        out = self._apply_window(window, self._taps(self._step_logits(x_t), tap_inside))
         keep = max(0, width - (K - 1))  # the state holds the last K - 1 inputs
         new_state = {"window": window[:, :, keep:]}
         if inside is not None:
-            new_state["inside"] = inside[:, inside.shape[1] - width + keep:]
+            new_state["inside"] = inside[:, keep:]
         return out, new_state
 
     def extra_repr(self):
