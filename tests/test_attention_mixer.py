@@ -108,18 +108,51 @@ def test_padded_keys_reach_no_real_query_and_padded_queries_stay_finite(causal):
     assert not torch.allclose(m(garbage, None)[~pad], out[~pad], **TOL)
 
 
-@pytest.mark.parametrize("padded", [False, True], ids=["no-pad", "pad"])
+def right_pad_from(t0):
+    pad = torch.zeros(B, T, dtype=torch.bool)
+    pad[2, t0:] = True
+    return pad
+
+
+@pytest.mark.parametrize("padded", ["no-pad", "pad", "pad-from-step-4"])
 def test_step_equals_causal_forward_and_the_cache_grows(padded):
     m = mixer(True)
-    pad = left_and_right_pad() if padded else None
+    pad = {"no-pad": None, "pad": left_and_right_pad(), "pad-from-step-4": right_pad_from(4)}[padded]
     x = torch.randn(B, T, C)
     state, outs = None, []
     for t in range(T):
-        y, state = m.step(x[:, t:t + 1], state, None if pad is None else pad[:, t:t + 1])
+        # As the decoder does: no mask at a step where nothing is padded.
+        pad_t = None if pad is None or not pad[:, t].any() else pad[:, t:t + 1]
+        y, state = m.step(x[:, t:t + 1], state, pad_t)
         assert state["key"].shape == state["value"].shape == (B, H, t + 1, C // H)
-        assert state["key_pad"].shape == (B, t + 1)
+        # A key mask is kept from the first padded step on, never before.
+        first_pad = None if pad is None else int(pad.any(0).nonzero()[0])
+        if first_pad is None or t < first_pad:
+            assert "key_pad" not in state
+        else:
+            assert torch.equal(state["key_pad"], pad[:, : t + 1])
         outs.append(y)
     torch.testing.assert_close(torch.cat(outs, 1), m(x, pad), **TOL)
+
+
+@pytest.mark.parametrize("call", ["forward", "forward-padded", "step"])
+def test_attention_never_runs_on_cudnn(monkeypatch, call):
+    """cuDNN builds an execution plan per new shape: tens of ms at every decoding step."""
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        seen.append((torch.backends.cuda.cudnn_sdp_enabled(), torch.backends.cuda.flash_sdp_enabled()))
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    m, x = mixer(True), torch.randn(B, T, C)
+    if call == "step":
+        m.step(x[:, 1:2], m.step(x[:, :1], None)[1])
+    else:
+        m(x, left_and_right_pad() if call == "forward-padded" else None)
+    assert seen and all(not cudnn and flash for cudnn, flash in seen)
+    assert torch.backends.cuda.cudnn_sdp_enabled()  # restored after the call
 
 
 def test_encoder_mixer_has_no_step_and_heads_must_divide():
