@@ -46,9 +46,15 @@ def use_triton(x: torch.Tensor) -> bool:
     return True
 
 
+_MODULES: dict = {}
+
+
 def implementation(x: torch.Tensor, op_package: str):
     """The module that runs an op on ``x``: ``<op_package>.triton_impl`` or
     ``<op_package>.reference``. The Triton one is imported only when first used,
     so that TRITON_INTERPRET can still be set before the kernels are defined."""
-    name = "triton_impl" if use_triton(x) else "reference"
-    return importlib.import_module(f"{op_package}.{name}")
+    key = (op_package, "triton_impl" if use_triton(x) else "reference")
+    module = _MODULES.get(key)
+    if module is None:  # import_module costs microseconds at every call; this is on every op's path
+        module = _MODULES[key] = importlib.import_module(".".join(key))
+    return module
