@@ -11,6 +11,12 @@ kernels. This part separates the two, per op and shape:
   roofline goal is about);
 * ``tiny``: a call at B=1, T=16, where the GPU work is negligible: the host
   overhead per call;
+* a breakdown of the host time of one tiny call, from the public function
+  down to a bare Triton launch, next to the autograd engine's own cost for a
+  backward on CUDA (which runs it on a device thread) and SDPA's tiny call;
+* the GPU time of each kernel of DynamicConv forward+backward at T = 8192
+  (torch.profiler), with the bytes that kernel must move: which kernel is
+  furthest from the roofline;
 * a cProfile table of the tiny calls: where that host time goes.
 
     python scripts/gpu_check_overhead.py [--out DIR]     # CUDA only
@@ -51,13 +57,18 @@ def _ops(B, T, K, dtype, device):
     return out
 
 
+def _sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def _wall_ms(fn, reps: int) -> float:
     fn()
-    torch.cuda.synchronize()
+    _sync()
     t0 = time.perf_counter()
     for _ in range(reps):
         fn()
-    torch.cuda.synchronize()
+    _sync()
     return 1e3 * (time.perf_counter() - t0) / reps
 
 
@@ -103,6 +114,84 @@ def measure(shapes, dtype, peak_bps: float) -> list:
     return rows
 
 
+def host_breakdown(dtype, reps: int = 300, device: str = "cuda") -> list:
+    """Host microseconds per call of the layers of a tiny dynamic_conv call (B=1, T=16, K=3).
+
+    The GPU work of every row is a few microseconds, so each time is the host's.
+    Rows go from the public function down to one bare Triton launch. (On a CPU
+    under the Triton interpreter it runs too, for the tests, timing the interpreter.)
+    """
+    from lightconv_kernels.bench_case import sdpa_attention
+    from lightconv_kernels.conv import bench as cb
+    from lightconv_kernels.conv import triton_conv as tc
+    from lightconv_kernels.conv import triton_impl as ti
+    from lightconv_kernels.triton_common import launch
+
+    B, T, K, H, R = 1, 16, 3, cb.H, cb.C // cb.H
+    fwd, both = cb._ours("dynamic_conv", B, T, K, dtype, device)
+    x = torch.randn(B, T, cb.C, dtype=dtype, device=device, requires_grad=True)
+    w = torch.randn(B, T, H, K, dtype=dtype, device=device)
+    g, out = torch.randn_like(x), torch.empty_like(x)
+    args = (x, w, w, w, out, B, T, 16, cb.C, H, R, K, K // 2, 0.0, 1.0)
+    flags = dict(DYNAMIC=True, TRANSPOSED=False, SOFTMAX=True, DROPOUT=False)
+    best = tc.conv_taps_kernel.configs[0].all_kwargs()
+    meta = {**best, **tc.conv_heuristics({"R": R, "H": H, **best})}
+    jit, grid = tc.conv_taps_kernel.fn.fn, tc.conv_grid({"T": T, "H": H, "R": R, "B": B, **meta})
+
+    class Identity(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, v):
+            return v.view_as(v)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    _, attn_both = sdpa_attention(B, T, cb.C, H, dtype, device)
+    rows = [
+        ("dynamic_conv forward+backward (public function, torch.autograd.grad)", both),
+        ("dynamic_conv forward (public function, no_grad)", fwd),
+        ("triton_impl.backward called directly: 2 launches, 3 allocations",
+         lambda: ti.backward(g, x, w, K // 2, True, 0.0, None)),
+        ("triton_impl.forward called directly: 1 launch, 1 allocation",
+         lambda: ti.forward(x, w, K // 2, True, 0.0, None)),
+        ("one autotuned launch (Autotuner + Heuristics + JIT)",
+         lambda: launch(tc.conv_taps_kernel, tc.conv_grid, *args, **flags)),
+        ("one launch of the JIT function, configuration given", lambda: jit[grid](*args, **flags, **meta)),
+        ("torch.autograd.grad through an identity autograd.Function (the engine alone)",
+         lambda: torch.autograd.grad(Identity.apply(x), x, g)),
+        ("SDPA forward+backward, same B, T, C (a native op, for scale)", attn_both),
+    ]
+    return [(name, 1e3 * _wall_ms(fn, reps)) for name, fn in rows]
+
+
+def kernel_times(B: int, K: int, dtype, calls: int = 5) -> list:
+    """(kernel, GPU us per forward+backward, bytes it must move, GB/s) of dynamic_conv at T=8192."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from lightconv_kernels.conv import bench as cb
+
+    T, C, H, s = 8192, cb.C, cb.H, torch.finfo(dtype).bits // 8
+    _, both = cb._ours("dynamic_conv", B, T, K, dtype, "cuda")
+    both()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            both()
+        torch.cuda.synchronize()
+    act, w, lse = B * T * C * s, B * T * H * K * s, B * T * H * 4
+    # Least traffic of each kernel: every input read once, every output written once.
+    need = {"conv_taps_kernel": 2 * (2 * act + w) + lse,  # the forward, and its transpose (reads the lse)
+            "dynamic_grad_w_kernel": 2 * act + 2 * w + lse}
+    rows = []
+    for e in prof.key_averages():
+        total = getattr(e, "device_time_total", None)
+        us = (total if total is not None else e.cuda_time_total) / calls
+        if us > 0 and e.key in need:
+            rows.append((e.key, us, need[e.key], need[e.key] / us / 1e3))
+    return rows
+
+
 def host_profile(dtype, calls: int = 300) -> str:
     """cProfile of ``calls`` forward+backward calls of dynamic_conv at B=1, T=16, K=3."""
     from lightconv_kernels.conv import bench as cb
@@ -119,6 +208,21 @@ def host_profile(dtype, calls: int = 300) -> str:
     pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(25)
     return f"{calls} calls of dynamic_conv forward+backward at B=1, T=16, K=3 (times in s, all calls)\n" + \
         text.getvalue()
+
+
+def breakdown_markdown(host, kernels, peak_bps: float) -> str:
+    md = ["\n### Host time of one tiny call, layer by layer\n",
+          "B=1, T=16, K=3, bf16: the GPU has almost nothing to do, so each time is the host's (mean of "
+          "300 calls, synchronised at the end).\n",
+          bc.markdown_table(["what", "host us per call"], [[n, f"{us:.0f}"] for n, us in host])]
+    if kernels:
+        md += ["\n### GPU time per kernel, dynamic_conv forward+backward, T=8192 (torch.profiler)\n",
+               "Bytes: what the kernel must read and write at least; conv_taps runs twice per "
+               "forward+backward (the forward, and its transpose for grad_x).\n",
+               bc.markdown_table(["K", "kernel", "GPU us per forward+backward", "bytes", "GB/s", "% peak"],
+                                 [[K, n, f"{us:.0f}", f"{b / 1e6:.0f} MB", f"{gbps:.0f}",
+                                   f"{100 * gbps * 1e9 / peak_bps:.0f}"] for K, (n, us, b, gbps) in kernels])]
+    return "\n".join(md) + "\n"
 
 
 def markdown(rows, profile_text: str, peak_src: str) -> str:
@@ -144,9 +248,15 @@ def run(out: Path, batch: int = 8) -> str:
     for shape in [(batch, 8192, 3), (batch, 8192, 31), (1, 16, 3)]:  # shapes the kernel benchmark tuned first
         rows += measure([shape], torch.bfloat16, peak)
         bc.write_csv(out / "overhead.csv", rows, COLS)  # after each shape: a run cut short keeps its rows
+    try:  # explains the table above; its failure must not lose the table
+        host = host_breakdown(torch.bfloat16)
+        kernels = [(K, r) for K in (3, 31) for r in kernel_times(batch, K, torch.bfloat16)]
+        extra = breakdown_markdown(host, kernels, peak)
+    except Exception as exc:
+        extra = f"\nHost breakdown failed: {type(exc).__name__}: {str(exc)[:200]}\n"
     text = host_profile(torch.bfloat16)
     (out / "host_profile.txt").write_text(text)
-    md = markdown(rows, text, peak_src)
+    md = markdown(rows, text, peak_src).replace("\n<details>", extra + "\n<details>", 1)
     (out / "overhead.md").write_text(md)
     return md
 

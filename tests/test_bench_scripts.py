@@ -151,3 +151,20 @@ def test_gpu_check_grid_covers_the_tests_grid():
         assert {j[1] for j in jobs if j[0] == "talk" and j[2] == dtype and j[3] is None} == set(range(n_talk))
     shares = [jobs[k::5] for k in range(5)]
     assert Counter(j for s in shares for j in s) == Counter(jobs)
+
+
+def test_gpu_check_host_breakdown_runs_under_the_interpreter():
+    """The host-overhead breakdown runs on a GPU only in ``make gpu-check``; here its every row
+    (public op, direct backward/forward, autotuned and bare launches, autograd, SDPA) runs once
+    under the Triton interpreter, so that a changed kernel signature fails here first."""
+    code = (
+        "import torch, gpu_check_overhead as go\n"
+        "rows = go.host_breakdown(torch.float32, reps=1, device='cpu')\n"
+        "assert len(rows) == 8 and all(us > 0 for _, us in rows), rows\n"
+        "md = go.breakdown_markdown(rows, [(3, ('conv_taps_kernel', 100.0, 1e8, 1e3))], 4.8e12)\n"
+        "assert md.count('\\n|') == 8 + 2 + 1 + 2, md\n"
+    )
+    env = dict(os.environ, PYTHONWARNINGS="ignore", TRITON_INTERPRET="1", LIGHTCONV_BACKEND="triton")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=SCRIPTS, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
