@@ -3,7 +3,9 @@
 Outputs and all three gradients over a grid of odd shapes, the kink
 conventions, the plain-window-sum property of integer offsets, float32
 precision at T = 10,000, low precision dtypes, the custom-op registration,
-and every bad argument.
+and every bad argument; then the same across many chunks (the path's
+CHUNK and SCAN_BLOCK made small), with offsets outside [0, 1] and positions
+no window reaches.
 
 Tolerance: the path sums at most SCAN_BLOCK = 64 float32 terms before a
 float64 carry takes over, so its error is about 64 * 2^-24 = 3.8e-6 of the
@@ -125,7 +127,8 @@ def test_long_sequence_precision(monkeypatch):
     Short windows (at most 4 positions) under prefix sums of up to 1e6 are
     where a global float32 prefix loses digits; the same data through one
     single block (a global prefix) must fail the bound, else the data could
-    not tell the difference.
+    not tell the difference. In 40 chunks of 256 positions, whose float64
+    carry runs on from chunk to chunk, the bound must hold as in one.
     """
     gen = torch.Generator().manual_seed(0)
     B, T, C, H, ml, mr = 1, 10_000, 4, 2, 2, 1
@@ -137,7 +140,10 @@ def test_long_sequence_precision(monkeypatch):
         return ((out.double() - ref).abs() / ref.abs()).max().item()
 
     assert worst(talk_conv(x, left, right, ml, mr)) <= 1e-4
-    monkeypatch.setattr(reference, "SCAN_BLOCK", 2 * T)
+    monkeypatch.setattr(reference, "CHUNK", 256 * C)
+    assert reference.chunk_shape(B, T, C) == (1, 256)
+    assert worst(talk_conv(x, left, right, ml, mr)) <= 1e-4
+    monkeypatch.setattr(reference, "SCAN_BLOCK", 2 * T)  # one chunk again: chunks are whole blocks
     assert worst(talk_conv(x, left, right, ml, mr)) > 1e-4
 
 
@@ -220,3 +226,139 @@ def test_bad_arguments_name_argument_and_value(kwargs, message):
     with pytest.raises(ValueError) as info:
         talk_conv(**kwargs)
     assert message in str(info.value)
+
+
+# Chunking: the path walks (batch rows, positions) chunks of
+# reference.chunk_shape, at least 4 scan blocks of positions each, so a small
+# SCAN_BLOCK and CHUNK make chunks of a few positions. The tolerance stays
+# FP32_TOL: a smaller SCAN_BLOCK only shortens the float32 sums it bounds.
+# (B, T, C, H, max_left, max_right, causal, SCAN_BLOCK, chunk (positions, batch rows))
+CHUNKED = [
+    (3, 45, 12, 3, 20, 13, False, 2, (8, 1)),  # 6 chunks, the last short; windows span several chunks
+    (2, 37, 6, 2, 11, 0, True, 4, (16, 1)),  # causal, T not a multiple of the chunk
+    (2, 70, 8, 4, 9, 30, False, 4, (16, 2)),  # both batch rows in each chunk; right reach > chunk
+    (2, 600, 4, 2, 300, 170, False, 64, (256, 1)),  # default blocks: 3 chunks, windows across blocks and chunks
+]
+CHUNKED_IDS = [
+    f"B{b}-T{t}-l{ml}-r{mr}{'-causal' if cs else ''}-L{L}-chunk{m}x{rows}"
+    for b, t, _, _, ml, mr, cs, L, (m, rows) in CHUNKED
+]
+
+
+def force_chunks(monkeypatch, block, positions, rows, B, T, C):
+    monkeypatch.setattr(reference, "SCAN_BLOCK", block)
+    monkeypatch.setattr(reference, "CHUNK", positions * rows * C)
+    assert reference.chunk_shape(B, T, C) == (rows, positions)
+
+
+@pytest.mark.parametrize("shape", CHUNKED, ids=CHUNKED_IDS)
+def test_chunks_match_fp64_loop(shape, monkeypatch):
+    B, T, C, H, ml, mr, causal, block, (positions, rows) = shape
+    force_chunks(monkeypatch, block, positions, rows, B, T, C)
+    x, left, right, grad = make_inputs(B, T, C, H, causal, seed=3)
+    assert_all_close(with_grads(talk_conv, x, left, right, ml, mr, grad), loop_with_grads(x, left, right, ml, mr, grad))
+
+
+# (B, T, C, H, max_left, max_right, SCAN_BLOCK, chunk positions): windows over many
+# blocks (their sums from two float64 carries), and over few (from a table of
+# carry differences, here with starts a block after ends).
+OUTSIDE = [(2, 41, 6, 3, 5, 4, 2, 8), (2, 300, 4, 2, 40, 30, 64, 256)]
+
+
+@pytest.mark.parametrize("shape", OUTSIDE, ids=["many-blocks", "few-blocks"])
+@pytest.mark.parametrize("causal", [False, True], ids=["two-sided", "causal"])
+def test_chunks_with_offsets_outside_unit_interval(shape, causal, monkeypatch):
+    """Offsets in [-1, 2): starts after ends, windows beyond max_left/max_right.
+
+    A chunk's range of positions is taken from its window ends, not from
+    max_left/max_right, so these reach past the halo the maxima imply and
+    stay exact.
+    """
+    B, T, C, H, ml, mr, block, positions = shape
+    mr = 0 if causal else mr
+    force_chunks(monkeypatch, block, positions, 1, B, T, C)
+    gen = torch.Generator().manual_seed(5)
+    x, left, right, grad = make_inputs(B, T, C, H, causal, offsets=lambda: 3 * torch.rand(B, T, H, generator=gen) - 1)
+    assert_all_close(with_grads(talk_conv, x, left, right, ml, mr, grad), loop_with_grads(x, left, right, ml, mr, grad))
+
+
+def test_chunks_positions_no_window_reaches(monkeypatch):
+    """Positions no window touches get a zero gradient, not what the memory held.
+
+    Chunks of 8 positions; windows pushed right (offsets -1 left, +1 right:
+    [t + 12, t + 7), negative) or pulled left (+1, -1: [t - 12, t - 5)) or
+    one position long (0, 0). The first chunk's windows leave the start
+    untouched, the third's begin after all the earlier ones end (a gap, that
+    the last chunk's windows partly fill later), and the end stays
+    untouched. The allocations are filled with NaN so that a position left
+    unwritten shows.
+    """
+    B, T, C, H, ml, mr = 2, 40, 6, 3, 12, 6
+    force_chunks(monkeypatch, 2, 8, 1, B, T, C)
+    shift = torch.tensor([-1.0, 0.0, -1.0, 0.0, 1.0]).repeat_interleave(8).view(1, T, 1).expand(B, T, H)
+    left, right = shift.contiguous(), -shift.contiguous()
+    x, _, _, grad = make_inputs(B, T, C, H, False)
+    ref = loop_with_grads(x, left, right, ml, mr, grad)
+    untouched = [slice(0, 7), slice(19, 20), slice(35, 40)]
+    assert all(ref[1][:, u].abs().max() < 1e-12 for u in untouched)
+
+    def poisoned(make):
+        return lambda *args, **kwargs: make(*args, **kwargs).fill_(float("nan"))
+
+    monkeypatch.setattr(torch, "empty", poisoned(torch.empty))
+    monkeypatch.setattr(torch, "empty_like", poisoned(torch.empty_like))
+    got = with_grads(talk_conv, x, left, right, ml, mr, grad)
+    assert all((got[1][:, u] == 0).all() for u in untouched)
+    assert_all_close(got, ref)
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["two-sided", "causal"])
+def test_chunks_kink_conventions(causal, monkeypatch):
+    """test_kink_conventions across chunks: boundaries on integers, clamped at 0 and T - 1."""
+    B, T, C, H, ml, mr = 2, 30, 6, 3, 8, 0 if causal else 6
+    force_chunks(monkeypatch, 2, 8, 1, B, T, C)
+    gen = torch.Generator().manual_seed(6)
+
+    def offsets():
+        return torch.randint(0, 3, (B, T, H), generator=gen) / 2
+
+    x, left, right, grad = make_inputs(B, T, C, H, causal, offsets=offsets)
+    assert_all_close(with_grads(talk_conv, x, left, right, ml, mr, grad), loop_with_grads(x, left, right, ml, mr, grad))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_chunks_low_precision(dtype, monkeypatch):
+    B, T, C, H, ml, mr = 2, 40, 16, 4, 9, 5
+    force_chunks(monkeypatch, 4, 16, 1, B, T, C)
+    x, left, right, grad = make_inputs(B, T, C, H, False, dtype)
+    got = with_grads(talk_conv, x, left, right, ml, mr, grad)
+    baseline = with_grads(talk_in_dtype, x, left, right, ml, mr, grad)
+    assert_low_precision(got, baseline, loop_with_grads(x, left, right, ml, mr, grad), dtype)
+
+
+def test_chunk_shape():
+    """About CHUNK elements per chunk, in whole scan blocks, at least 4 of them (or all of T)."""
+    L = reference.SCAN_BLOCK
+    assert reference.chunk_shape(4, 8192, 512) == (4, reference.CHUNK // (4 * 512))
+    assert reference.chunk_shape(1, 8192, 512) == (1, reference.CHUNK // 512)
+    for B, T, C in [(1, 100_000, 64), (4, 8192, 512), (10, 10_000, 1024), (64, 30, 512), (256, 5000, 1024), (3, 7, 5)]:
+        rows, positions = reference.chunk_shape(B, T, C)
+        assert 1 <= rows <= B and 1 <= positions <= T
+        assert positions == T or (positions % L == 0 and positions >= 4 * L)
+        assert rows * positions * C <= max(reference.CHUNK, 4 * L * C)
+
+
+@pytest.mark.parametrize("L", [64, 16, 72, 12], ids=["L64", "L16", "L72-runs-scanned-by-cumsum", "L12-not-runs-of-8"])
+def test_block_scan_matches_cumsum(L):
+    """The runs-of-8 scan (used above 2^16 elements, so not by the small tests above).
+
+    Bound: a sum of n float32 terms in any order is within (n - 1) * 2^-24
+    times the sum of their magnitudes of exact.
+    """
+    gen = torch.Generator().manual_seed(7)
+    v = 10 + torch.randn(2, 5, L, 1000, generator=gen)
+    assert v.numel() > 2**16
+    got = reference.block_scan_(v.clone())
+    exact = v.double().cumsum(2)
+    bound = (L - 1) * 2.0**-24 * v.double().abs().cumsum(2)
+    assert ((got.double() - exact).abs() <= bound).all()
