@@ -10,12 +10,28 @@ load average before and after, a thread-contention check), the CPU goals
 of the benchmark issue with the measured ratio and met / MISSED, and for
 a missed goal torch.profiler's view of it (which ops grow faster than T,
 or where our model spends more than the baseline).
+
+Allocator. glibc's malloc, which PyTorch's CPU tensors come from, serves
+an allocation above its mmap threshold (at most 32 MB) with fresh pages
+and returns them to the system when freed. Each full-size tensor of an op
+at T = 8192 (64 MB at B = 4, C = 512) then page-faults 4 KB at a time on
+first touch at every call, while the same tensors at T = 2048 (16 MB) are
+reused from the heap: that alone made time(8192) / time(2048) of the ops
+5-6 instead of about 4 on a 2-core VM. Every child therefore runs with
+``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=<4 GiB>``
+(``--allocator reuse``, the default): all allocations come from the heap,
+and freed memory stays there for the next call, as with tcmalloc or
+jemalloc, or PyTorch's caching allocator on a GPU. The cost is that the
+process keeps its peak memory. ``--allocator default`` leaves glibc as it
+is. The ops' growth goal is measured both ways, the other setting in its
+own folder (``ops-<setting>-allocator/``), and the summary gives both.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -32,27 +48,38 @@ HERE = Path(__file__).resolve().parent
 GROWTH_BAR = 4.5
 OPS = ("op-lightweight", "op-dynamic", "op-talk")
 MODES = ("forward", "forward+backward", "inference")
+ALLOCATORS = {"reuse": "glibc reusing freed memory", "default": "glibc's default allocator"}
+REUSE_TUNABLES = f"glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold={4 << 30}"
 
 
-def _run(script, out, extra, threads):
+def allocator_env(setting: str) -> dict:
+    """The environment of a child process under an allocator setting (glibc reads it at start-up)."""
+    env = dict(os.environ)
+    env.pop("GLIBC_TUNABLES", None)
+    if setting == "reuse":
+        env["GLIBC_TUNABLES"] = REUSE_TUNABLES
+    return env
+
+
+def _run(script, out, extra, threads, env=None):
     cmd = [sys.executable, str(HERE / script), "--out", str(out), *extra]
     if threads:
         cmd += ["--threads", str(threads)]
     bc.log("$ " + shlex.join(cmd))
     t0 = time.time()
-    rc = subprocess.run(cmd).returncode
+    rc = subprocess.run(cmd, env=env).returncode
     return rc, time.time() - t0
 
 
-def growth_goals(rows) -> list:
-    """(goal, measured, ok, (impl, mode)) for each op and mode; ``ok`` None where not measured."""
+def growth_goals(rows, setting: str) -> list:
+    """(goal, measured, ok, (impl, mode, setting)) for each op and mode; ``ok`` None where not measured."""
     goals = []
     for impl in OPS:
         for mode in MODES:
             g = growth(rows, "ops", impl, mode)
-            goals.append((f"{impl} {mode}: time(T=8192) / time(T=2048) <= {GROWTH_BAR}",
+            goals.append((f"{impl} {mode}: time(T=8192) / time(T=2048) <= {GROWTH_BAR}, {ALLOCATORS[setting]}",
                           "not measured" if g is None else f"{g:.2f}", None if g is None else g <= GROWTH_BAR,
-                          (impl, mode)))
+                          (impl, mode, setting)))
     return goals
 
 
@@ -85,13 +112,13 @@ def _top(d: dict, n=6) -> str:
     return ", ".join(f"`{k}` {v:.1f} ms" for k, v in items)
 
 
-def explain_growth(impl, mode, threads) -> str:
+def explain_growth(impl, mode, setting, threads) -> str:
     """Which ops grow faster than T from 2048 to 8192: self time at 8192 minus 4x that at 2048."""
     prof = {}
     for T in (2048, 8192):
         cmd = [sys.executable, str(HERE / "bench_layers.py"), "--profile", impl, mode, str(T), "--json"]
         cmd += ["--threads", str(threads)] if threads else []
-        res = subprocess.run(cmd, capture_output=True, text=True)
+        res = subprocess.run(cmd, capture_output=True, text=True, env=allocator_env(setting))
         try:
             prof[T] = json.loads(res.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -131,12 +158,15 @@ def _verdict(ok):
     return "not measured" if ok is None else ("met" if ok else "MISSED")
 
 
-def summary(out, before, after, contention, durations, goals, explanations, threads) -> str:
+def summary(out, before, after, contention, durations, goals, explanations, threads, setting) -> str:
     m = before
     lines = [f"# Benchmarks: {m['host']}, {date.today()}\n",
              f"* Machine: {m['cpu']}, {m['cores']} cores, {m.get('memory_gib', '?')} GiB; torch {m['torch']}, "
              f"triton {m['triton']}, fairseq {m['fairseq']}, Python {m['python']}.",
              f"* torch threads: {threads} (the machine's core count unless --threads said otherwise).",
+             f"* Allocator: {ALLOCATORS[setting]} for every table below; the ops' growth goal also with the "
+             f"other setting (see the module docstring of scripts/bench_all.py for why it matters)"
+             + (f"; `GLIBC_TUNABLES={REUSE_TUNABLES}`." if setting == "reuse" else "."),
              f"* Load average (1, 5, 15 min) before: {before['loadavg']}; after: {after['loadavg']}.",
              f"* Thread-contention check (300 small matmuls) before: {_contention(contention[0])}; "
              f"after: {_contention(contention[1])}.",
@@ -163,6 +193,8 @@ def main(argv=None) -> int:
     p.add_argument("--layers-args", default="", help="extra arguments of bench_layers.py, one string")
     p.add_argument("--models-args", default="", help="extra arguments of bench_models.py, one string")
     p.add_argument("--no-profile", action="store_true", help="do not profile missed goals")
+    p.add_argument("--allocator", choices=list(ALLOCATORS), default="reuse",
+                   help="CPU allocator setting of the benchmarks (the ops' goal is measured with both)")
     args = p.parse_args(argv)
     bc.apply_threads_arg(args)
     before = bc.machine()
@@ -172,12 +204,21 @@ def main(argv=None) -> int:
 
     contention = bc.contention_check()
     durations = {}
-    rc1, durations["layers"] = _run("bench_layers.py", out, shlex.split(args.layers_args), args.threads)
-    rc2, durations["models"] = _run("bench_models.py", out, shlex.split(args.models_args), args.threads)
+    env = allocator_env(args.allocator)
+    rc1, durations["layers"] = _run("bench_layers.py", out, shlex.split(args.layers_args), args.threads, env)
+    rc2, durations["models"] = _run("bench_models.py", out, shlex.split(args.models_args), args.threads, env)
+    other = next(a for a in ALLOCATORS if a != args.allocator)
+    other_out = out / f"ops-{other}-allocator"
+    ops_only = [*shlex.split(args.layers_args), "--T", "--talk-T"]  # the last --T (none) wins
+    rc3, durations[f"ops, {ALLOCATORS[other]}"] = _run("bench_layers.py", other_out, ops_only, args.threads,
+                                                         allocator_env(other))
     after = bc.machine()
     contention_after = bc.contention_check()
-    rows = bc.read_csv(out / "layers.csv") if (out / "layers.csv").exists() else []
-    goals = growth_goals(rows) + model_goals(out)
+    goals = []
+    for setting, folder in ((args.allocator, out), (other, other_out)):
+        rows = bc.read_csv(folder / "layers.csv") if (folder / "layers.csv").exists() else []
+        goals += growth_goals(rows, setting)
+    goals += model_goals(out)
     explanations, t0 = {}, time.time()
     if not args.no_profile:
         for _, _, ok, key in goals:
@@ -194,10 +235,10 @@ def main(argv=None) -> int:
                     explanations[key] = explain_models(out, *key)
         durations["profiles"] = time.time() - t0
     text = summary(out, before, after, (contention, contention_after), durations, goals, explanations,
-                   bc.threads())
+                   bc.threads(), args.allocator)
     (out / "summary.md").write_text(text)
     print(f"summary: {out / 'summary.md'}")
-    return 1 if rc1 or rc2 else 0
+    return 1 if rc1 or rc2 or rc3 else 0
 
 
 if __name__ == "__main__":

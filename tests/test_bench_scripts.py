@@ -168,3 +168,39 @@ def test_gpu_check_host_breakdown_runs_under_the_interpreter():
     proc = subprocess.run([sys.executable, "-c", code], cwd=SCRIPTS, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_bench_all_smoke_measures_the_ops_under_both_allocator_settings(tmp_path):
+    rc, log = _run("bench_all.py", "--threads", "1", "--out", tmp_path, "--no-profile",
+                   "--layers-args", "--T 32 --op-T 32 --talk-T 16 --case-seconds 0.01 --impls dynamic",
+                   "--models-args", "--smoke --models dynamic --beams 4 --positions 0")
+    assert rc == 0, log
+    main = bc.read_csv(tmp_path / "layers.csv")
+    other = bc.read_csv(tmp_path / "ops-default-allocator" / "layers.csv")
+    assert {r["table"] for r in main} == {"ops", "layers", "talk"}
+    assert {r["table"] for r in other} == {"ops"}
+    assert {(r["impl"], r["mode"]) for r in other} == {(o, m) for o in OPS for m in MODES}
+    text = (tmp_path / "summary.md").read_text()
+    for setting in ("glibc reusing freed memory", "glibc's default allocator"):
+        assert sum(f"<= 4.5, {setting}" in line for line in text.splitlines()) == len(OPS) * len(MODES)
+    assert "GLIBC_TUNABLES=glibc.malloc.mmap_max=0" in text
+
+
+def test_bench_all_allocator_setting_reaches_glibc():
+    """The reuse setting must change glibc's behaviour in the child, not only its environment:
+    a 64 MB block then comes from the heap (kept after free), not from a mapping of its own."""
+    import bench_all
+
+    code = ("import ctypes\n"
+            "class Info(ctypes.Structure):\n"
+            "    _fields_ = [(n, ctypes.c_size_t) for n in ('arena', 'ordblks', 'smblks', 'hblks', 'hblkhd',\n"
+            "                'usmblks', 'fsmblks', 'uordblks', 'fordblks', 'keepcost')]\n"
+            "libc = ctypes.CDLL(None); libc.malloc.restype = ctypes.c_void_p; libc.mallinfo2.restype = Info\n"
+            "block = libc.malloc(64 << 20)\n"
+            "print(libc.mallinfo2().hblkhd >= 64 << 20, flush=True)\n")
+    mapped = {}
+    for setting in ("reuse", "default"):
+        proc = subprocess.run([sys.executable, "-c", code], env=bench_all.allocator_env(setting),
+                              capture_output=True, text=True, timeout=60)
+        mapped[setting] = proc.stdout.strip()
+    assert mapped == {"reuse": "False", "default": "True"}, mapped
