@@ -229,7 +229,7 @@ def main(argv=None) -> int:
         if bases:
             bc.log(f"  profiling dynamic against {bases}")
             _run("bench_models.py", out, [*shlex.split(args.models_args), "--profile", "--models", "dynamic",
-                                          *bases], args.threads)
+                                          *bases], args.threads, env)  # the allocator of the measured rows
             for _, _, ok, key in goals:
                 if ok is False and key[0] in ("train", "generate"):
                     explanations[key] = explain_models(out, *key)

@@ -225,7 +225,7 @@ def breakdown_markdown(host, kernels, peak_bps: float) -> str:
     return "\n".join(md) + "\n"
 
 
-def markdown(rows, profile_text: str, peak_src: str) -> str:
+def markdown(rows, profile_text: str, peak_src: str, breakdown: str = "") -> str:
     md = ["## Host overhead against GPU time\n",
           "`call`: wall time per call from the host (what the kernel benchmark measures); `graph`: the same "
           "calls replayed from a CUDA graph, i.e. the GPU time alone; GB/s and % of peak from the graph time "
@@ -235,8 +235,8 @@ def markdown(rows, profile_text: str, peak_src: str) -> str:
                               bc.fmt(r.get("graph_ms", "")), bc.fmt(r.get("graph_gbps", "")),
                               f"{100 * r['graph_frac']:.0f}" if "graph_frac" in r else "", r["status"]]
                              for r in rows]),
-          "\n<details><summary>Where the host time goes (cProfile)</summary>\n\n```\n" + profile_text.strip() +
-          "\n```\n</details>\n"]
+          breakdown + "\n<details><summary>Where the host time goes (cProfile)</summary>\n\n```\n" +
+          profile_text.strip() + "\n```\n</details>\n"]
     return "\n".join(md)
 
 
@@ -256,7 +256,7 @@ def run(out: Path, batch: int = 8) -> str:
         extra = f"\nHost breakdown failed: {type(exc).__name__}: {str(exc)[:200]}\n"
     text = host_profile(torch.bfloat16)
     (out / "host_profile.txt").write_text(text)
-    md = markdown(rows, text, peak_src).replace("\n<details>", extra + "\n<details>", 1)
+    md = markdown(rows, text, peak_src, extra)
     (out / "overhead.md").write_text(md)
     return md
 

@@ -114,13 +114,13 @@ class AttentionMixer(nn.Module):
             v = torch.cat([state["value"], v], dim=2)
         new_state = {"key": k, "value": v}
         allowed = None
-        if pad_mask_t is not None or (state is not None and "key_pad" in state):
+        past = None if state is None else state.get("key_pad")
+        if pad_mask_t is not None or past is not None:
             # Padding seen: keep the key mask from now on (earlier steps had none).
-            t = k.shape[2]
+            if past is None:
+                past = torch.zeros(B, k.shape[2] - 1, dtype=torch.bool, device=x_t.device)
             pad = (torch.zeros(B, 1, dtype=torch.bool, device=x_t.device) if pad_mask_t is None
                    else pad_mask_t.reshape(B, 1))
-            past = (state["key_pad"] if state is not None and "key_pad" in state
-                    else torch.zeros(B, t - 1, dtype=torch.bool, device=x_t.device))
             pad = torch.cat([past, pad], dim=1)
             new_state["key_pad"] = pad
             # The newest key is the query's own position, always allowed (as in forward).
