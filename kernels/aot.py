@@ -18,8 +18,13 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-# Global loads of 16 bytes per thread, as ptxas receives them from Triton.
-_V128_LOAD = re.compile(r"ld\.global(?:\.\w+)*\.(?:v4\.(?:b32|f32|u32|s32)|v2\.(?:b64|f64|u64))")
+# Global loads of 16 bytes per thread, as ptxas receives them from Triton:
+# into registers, or (operands of tl.dot in a pipelined loop) copied
+# asynchronously into shared memory, 16 bytes per cp.async.
+_V128_LOAD = re.compile(
+    r"ld\.global(?:\.\w+)*\.(?:v4\.(?:b32|f32|u32|s32)|v2\.(?:b64|f64|u64))"
+    r"|cp\.async\.c[ag]\.shared\.global(?:\.\w+)*\s*\[[^\]]*\],\s*\[[^\]]*\],\s*(?:0x10|16)\b"
+)
 
 
 @dataclass(frozen=True)

@@ -155,10 +155,28 @@ def _rel_error(actual, ref) -> float:
 
 NAMES = ("out", "grad_x", "grad_w")
 
+# The kernels have two bodies (tap by tap, and a band matrix on tl.dot) that
+# the autotuner chooses between; the grids run both. One FORCE_CONFIG index
+# selects the band body of the conv and the dynamic weight-gradient kernels.
+BAND_CONFIG = next(i for i, c in enumerate(triton_conv.CONV_CONFIGS) if c.kwargs["BAND"])
+BODIES = {"taps": None, "band": BAND_CONFIG}
 
+
+def _use_body(monkeypatch, body: str):
+    if BODIES[body] is not None:
+        monkeypatch.setattr(triton_common, "FORCE_CONFIG", BODIES[body])
+
+
+def test_band_config_selects_the_band_body_of_every_kernel_that_has_one():
+    assert triton_grad_w.DYNAMIC_GRAD_W_CONFIGS[BAND_CONFIG].kwargs["BAND"] > 0
+    assert triton_conv.CONV_CONFIGS[BAND_CONFIG].kwargs["BAND"] > 0
+
+
+@pytest.mark.parametrize("body", BODIES)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 @pytest.mark.parametrize("op", ["light", "dynamic"])
-def test_fp32_matches_float64_reference(monkeypatch, op, case):
+def test_fp32_matches_float64_reference(monkeypatch, op, case, body):
+    _use_body(monkeypatch, body)
     x, w, g = _inputs(op, case, torch.float32)
     got = _run_kernels(monkeypatch, op, case, x, w, g)
     ref = _reference(case, x, w, g, got[3])
@@ -168,10 +186,12 @@ def test_fp32_matches_float64_reference(monkeypatch, op, case):
         assert err <= FP32_TOL, f"{name}: relative error {err:.2e} > {FP32_TOL}"
 
 
+@pytest.mark.parametrize("body", BODIES)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 @pytest.mark.parametrize("case", LOWP_CASES, ids=lambda c: c.id)
 @pytest.mark.parametrize("op", ["light", "dynamic"])
-def test_low_precision_within_twice_torch_error(monkeypatch, op, case, dtype):
+def test_low_precision_within_twice_torch_error(monkeypatch, op, case, dtype, body):
+    _use_body(monkeypatch, body)
     x, w, g = _inputs(op, case, dtype)
     got = _run_kernels(monkeypatch, op, case, x, w, g)
     ref = _reference(case, x, w, g, got[3])
@@ -198,7 +218,9 @@ def test_mixed_dtypes(monkeypatch, op):
     assert _rel_error(got[2], ref[2]) <= FP32_TOL
 
 
-N_CONFIGS = max(len(triton_conv.CONV_CONFIGS), len(triton_grad_w.GRAD_W_CONFIGS))
+N_CONFIGS = max(
+    len(triton_conv.CONV_CONFIGS), len(triton_grad_w.GRAD_W_CONFIGS), len(triton_grad_w.DYNAMIC_GRAD_W_CONFIGS)
+)
 
 
 @pytest.mark.parametrize("config", range(N_CONFIGS), ids=lambda i: f"config{i}")

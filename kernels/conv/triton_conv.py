@@ -10,8 +10,9 @@ it (128-bit loads when R and C are multiples of 16 elements).
 The K taps re-read overlapping shifted rows of x; consecutive taps hit the
 same lines, which the L1 cache serves, so DRAM sees the x window of the tile
 about once. Triton has no user-managed shared memory to stage the window
-explicitly, and a (BLOCK_T x window) band-matrix ``tl.dot`` would round the
-normalised taps to the input dtype and would not handle a tile spanning heads.
+explicitly. With BAND > 0 in its configuration the kernel instead holds one
+head per program and multiplies a band matrix of taps on the tensor cores
+(:mod:`.triton_band`); the autotuner chooses between the two per shape.
 
 TRANSPOSED computes ``grad_x[j] = sum_k w[j - k + pad, k] * grad_out[j - k + pad]``:
 the same sweep with the shift reversed and the (dynamic) weight taken at the
@@ -26,6 +27,7 @@ import triton
 import triton.language as tl
 
 from ..triton_common import dropconnect_keep
+from .triton_band import band_conv
 
 
 @triton.jit
@@ -59,14 +61,21 @@ def conv_grid(meta):
     return (triton.cdiv(meta["T"], meta["BLOCK_T"]), blocks_c, meta["B"])
 
 
+# BAND = 0: tap by tap on the CUDA cores; BAND > 0: band matrix in chunks of
+# BAND source rows on the tensor cores (tl.dot needs every side >= 16).
 CONV_CONFIGS = [
-    triton.Config({"BLOCK_T": 32, "BLOCK_C": 64}, num_warps=4, num_stages=2),
-    triton.Config({"BLOCK_T": 64, "BLOCK_C": 64}, num_warps=4, num_stages=3),
-    triton.Config({"BLOCK_T": 64, "BLOCK_C": 128}, num_warps=8, num_stages=2),
+    triton.Config({"BLOCK_T": 32, "BLOCK_C": 64, "BAND": 0}, num_warps=4, num_stages=2),
+    triton.Config({"BLOCK_T": 64, "BLOCK_C": 64, "BAND": 0}, num_warps=4, num_stages=3),
+    triton.Config({"BLOCK_T": 64, "BLOCK_C": 128, "BAND": 0}, num_warps=8, num_stages=2),
+    triton.Config({"BLOCK_T": 64, "BLOCK_C": 64, "BAND": 16}, num_warps=4, num_stages=2),
+    triton.Config({"BLOCK_T": 64, "BLOCK_C": 32, "BAND": 32}, num_warps=4, num_stages=2),
 ]
 
 
 def conv_heuristics(args):
+    if args["BAND"]:
+        # One head per program; at least 16 channels for the dot, masked beyond R.
+        return {"BLOCK_H": 1, "BLOCK_R": min(max(16, triton.next_power_of_2(args["R"])), args["BLOCK_C"])}
     block_h, block_r = _head_split(args["R"], args["H"], args["BLOCK_C"])
     return {"BLOCK_H": block_h, "BLOCK_R": block_r}
 
@@ -101,6 +110,7 @@ def conv_taps_kernel(
     DROPOUT: tl.constexpr,
     BLOCK_T: tl.constexpr,
     BLOCK_C: tl.constexpr,
+    BAND: tl.constexpr,
     BLOCK_H: tl.constexpr,
     BLOCK_R: tl.constexpr,
 ):
@@ -110,7 +120,8 @@ def conv_taps_kernel(
     blocks_r = tl.cdiv(R, BLOCK_R)
     t0 = pid_t * BLOCK_T
     t = t0 + tl.arange(0, BLOCK_T)
-    h = (pid_c // blocks_r) * BLOCK_H + tl.arange(0, BLOCK_H)
+    h_first = (pid_c // blocks_r) * BLOCK_H
+    h = h_first + tl.arange(0, BLOCK_H)
     r = (pid_c % blocks_r) * BLOCK_R + tl.arange(0, BLOCK_R)
     t_ok = t < T
     h_ok = h < H
@@ -129,6 +140,7 @@ def conv_taps_kernel(
     else:
         w_first = 0
         w_tile = w_ptr
+        lse_tile = lse_ptr
         own_rows = h[None, :]  # (1, BLOCK_H): one kernel for all positions
         own_ok = h_ok[None, :]
 
@@ -136,9 +148,35 @@ def conv_taps_kernel(
     if SOFTMAX:
         if not (DYNAMIC and TRANSPOSED):
             lse = row_logsumexp_by_tap(w_tile, own_rows, own_ok, K)
+    seed = 0
     if DROPOUT:
         seed = tl.load(seed_ptr)
 
+    if BAND > 0:
+        acc = band_conv(
+            x_tile, w_tile, lse_tile, lse, seed, t, t0, t_ok, T, C, H, h, h_first * R + r, r < R, K, padding_l,
+            dropout_p, keep_scale, w_first,
+            DYNAMIC, TRANSPOSED, SOFTMAX, DROPOUT, BLOCK_T, BLOCK_R, BAND,
+        )[:, None, :]  # fmt: skip
+    else:
+        acc = taps_conv(
+            x_tile, w_tile, lse_tile, lse, seed, t, t0, t_ok, T, C, H, h, h_ok, chan, chan_ok, own_rows, own_ok,
+            K, padding_l, dropout_p, keep_scale, w_first, DYNAMIC, TRANSPOSED, SOFTMAX, DROPOUT,
+            BLOCK_T, BLOCK_H, BLOCK_R,
+        )  # fmt: skip
+
+    t_rows = (t - t0)[:, None, None] * C + chan[None, :, :]
+    tl.store(out_ptr + tile + t_rows, acc.to(out_ptr.dtype.element_ty), mask=t_ok[:, None, None] & chan_ok[None, :, :])
+
+
+@triton.jit
+def taps_conv(
+    x_tile, w_tile, lse_tile, lse, seed, t, t0, t_ok, T, C, H, h, h_ok, chan, chan_ok, own_rows, own_ok, K,
+    padding_l, dropout_p, keep_scale, w_first,
+    DYNAMIC: tl.constexpr, TRANSPOSED: tl.constexpr, SOFTMAX: tl.constexpr, DROPOUT: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_R: tl.constexpr,
+):  # fmt: skip
+    """(BLOCK_T, BLOCK_H, BLOCK_R) float32 output tile, one tap at a time."""
     acc = tl.zeros((BLOCK_T, BLOCK_H, BLOCK_R), tl.float32)
     for k in range(0, K):
         if TRANSPOSED:
@@ -168,6 +206,4 @@ def conv_taps_kernel(
             keep = dropconnect_keep(seed, (w_first + rows) * K + k, dropout_p)
             tap = tl.where(keep, tap * keep_scale, 0.0)
         acc += tap[:, :, None] * vals
-
-    t_rows = (t - t0)[:, None, None] * C + chan[None, :, :]
-    tl.store(out_ptr + tile + t_rows, acc.to(out_ptr.dtype.element_ty), mask=t_ok[:, None, None] & chan_ok[None, :, :])
+    return acc

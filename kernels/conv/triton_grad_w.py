@@ -15,6 +15,10 @@ window of x, reading along the contiguous channels of the head.
   Programs write per-(batch, time-split, head) partial sums to a float32 buffer
   and a second kernel adds them up in a fixed order: no atomics, so for a given
   launch configuration the result is bitwise reproducible.
+
+The dynamic kernel has a second body, chosen by configurations with BAND > 0:
+the dots of a block of positions come from ``tl.dot`` (grad_out against the
+band of source rows, :mod:`.triton_band`) instead of K products per channel.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import triton
 import triton.language as tl
 
 from ..triton_common import dropconnect_keep
+from .triton_band import band_grad_dots, band_window
 
 
 @triton.jit
@@ -79,15 +84,27 @@ def through_dropconnect(d, seed, flat_index, dropout_p, keep_scale, DROPOUT: tl.
     return d
 
 
+# TILE bounds the largest block a program holds: (BLOCK_T, BLOCK_K, BLOCK_R)
+# products tap by tap, or (BLOCK_T, BAND) dots in the band body (BAND > 0,
+# dynamic kernel only; tl.dot needs every side >= 16).
 GRAD_W_CONFIGS = [
     triton.Config({"TILE": 4096, "MAX_BLOCK_R": 32}, num_warps=4, num_stages=2),
     triton.Config({"TILE": 8192, "MAX_BLOCK_R": 64}, num_warps=8, num_stages=2),
     triton.Config({"TILE": 16384, "MAX_BLOCK_R": 32}, num_warps=8, num_stages=2),
 ]
+DYNAMIC_GRAD_W_CONFIGS = [
+    triton.Config({**c.kwargs, "BAND": 0}, num_warps=c.num_warps, num_stages=c.num_stages) for c in GRAD_W_CONFIGS
+] + [
+    triton.Config({"TILE": 2048, "MAX_BLOCK_R": 32, "BAND": 32}, num_warps=4, num_stages=2),
+    triton.Config({"TILE": 1024, "MAX_BLOCK_R": 64, "BAND": 16}, num_warps=4, num_stages=2),
+]
 
 
 def grad_w_heuristics(args):
     block_k = min(triton.next_power_of_2(args["K"]), 32)
+    if args.get("BAND"):
+        block_r = min(max(16, triton.next_power_of_2(args["R"])), args["MAX_BLOCK_R"])
+        return {"BLOCK_T": args["TILE"] // args["BAND"], "BLOCK_K": block_k, "BLOCK_R": block_r}
     block_r = min(triton.next_power_of_2(args["R"]), args["MAX_BLOCK_R"])
     block_t = max(1, min(128, args["TILE"] // (block_k * block_r)))
     return {"BLOCK_T": block_t, "BLOCK_K": block_k, "BLOCK_R": block_r}
@@ -101,7 +118,7 @@ def dynamic_grid(meta):
     return (triton.cdiv(meta["T"], meta["BLOCK_T"]), meta["H"], meta["B"])
 
 
-@triton.autotune(configs=GRAD_W_CONFIGS, key=["T_BUCKET", "H", "R", "K", "SOFTMAX", "DROPOUT"])
+@triton.autotune(configs=DYNAMIC_GRAD_W_CONFIGS, key=["T_BUCKET", "H", "R", "K", "SOFTMAX", "DROPOUT"])
 @_heuristics(("BLOCK_T", "BLOCK_K", "BLOCK_R"))
 @triton.jit
 def dynamic_grad_w_kernel(
@@ -125,6 +142,7 @@ def dynamic_grad_w_kernel(
     DROPOUT: tl.constexpr,
     TILE: tl.constexpr,
     MAX_BLOCK_R: tl.constexpr,
+    BAND: tl.constexpr,
     BLOCK_T: tl.constexpr,
     BLOCK_K: tl.constexpr,
     BLOCK_R: tl.constexpr,
@@ -139,23 +157,45 @@ def dynamic_grad_w_kernel(
     g_tile = g_ptr + tile
     w_first = (b.to(tl.int64) * T + t0) * H  # flat row of (b, t0, head 0)
     rows = (t - t0) * H + h  # (BLOCK_T,) rows relative to w_first
-    rows2 = rows[:, None]
     seed = 0
     if DROPOUT:
         seed = tl.load(seed_ptr)
 
     if SOFTMAX:
-        lse = tl.reshape(row_logsumexp(w_ptr + w_first * K, rows2, t_ok[:, None], K, BLOCK_K), (BLOCK_T,))
+        lse = tl.reshape(row_logsumexp(w_ptr + w_first * K, rows[:, None], t_ok[:, None], K, BLOCK_K), (BLOCK_T,))
         tl.store(lse_ptr + w_first + rows, lse, mask=t_ok)
+    else:
+        lse = tl.zeros((BLOCK_T,), tl.float32)
+    if BAND > 0:
+        band_grad_w(
+            x_tile, g_tile, w_ptr + w_first * K, gw_ptr + w_first * K, lse, seed, t, t0, t_ok, T, C, H, h, R, K,
+            padding_l, dropout_p, keep_scale, w_first, SOFTMAX, DROPOUT, BLOCK_T, BLOCK_R, BAND,
+        )  # fmt: skip
+    else:
+        taps_grad_w(
+            x_tile, g_tile, w_ptr + w_first * K, gw_ptr + w_first * K, lse, seed, t, t0, t_ok, T, C, H, h, R, K,
+            padding_l, dropout_p, keep_scale, w_first, SOFTMAX, DROPOUT, BLOCK_T, BLOCK_K, BLOCK_R,
+        )  # fmt: skip
+
+
+@triton.jit
+def taps_grad_w(
+    x_tile, g_tile, w_tile, gw_tile, lse, seed, t, t0, t_ok, T, C, H, h, R, K, padding_l, dropout_p, keep_scale,
+    w_first, SOFTMAX: tl.constexpr, DROPOUT: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+):  # fmt: skip
+    """Rows t of head h of the logits' gradient, BLOCK_K taps at a time."""
+    rows2 = ((t - t0) * H + h)[:, None]  # weight rows relative to w_tile
+    dot = tl.zeros((BLOCK_T,), tl.float32)
+    if SOFTMAX:
         # sum_k dn * p over all K; chunks after the first only when K > BLOCK_K.
-        dot = tl.zeros((BLOCK_T,), tl.float32)
         for k0 in range(BLOCK_K, K, BLOCK_K):
             kk = k0 + tl.arange(0, BLOCK_K)
             idx = rows2 * K + kk[None, :]
             ok = t_ok[:, None] & (kk < K)[None, :]
             d = tap_dots(x_tile, g_tile, t, t0, T, T, C, h, R, K, k0, padding_l, BLOCK_K, BLOCK_R)
             d = through_dropconnect(d, seed, w_first * K + idx, dropout_p, keep_scale, DROPOUT)
-            p = tl.exp(tl.load(w_ptr + w_first * K + idx, mask=ok, other=float("-inf")).to(tl.float32) - lse[:, None])
+            p = tl.exp(tl.load(w_tile + idx, mask=ok, other=float("-inf")).to(tl.float32) - lse[:, None])
             dot += tl.sum(d * p, axis=1)
 
     for k0 in range(0, K, BLOCK_K):
@@ -165,11 +205,68 @@ def dynamic_grad_w_kernel(
         d = tap_dots(x_tile, g_tile, t, t0, T, T, C, h, R, K, k0, padding_l, BLOCK_K, BLOCK_R)
         d = through_dropconnect(d, seed, w_first * K + idx, dropout_p, keep_scale, DROPOUT)
         if SOFTMAX:
-            p = tl.exp(tl.load(w_ptr + w_first * K + idx, mask=ok, other=float("-inf")).to(tl.float32) - lse[:, None])
+            p = tl.exp(tl.load(w_tile + idx, mask=ok, other=float("-inf")).to(tl.float32) - lse[:, None])
             if k0 == 0:
                 dot += tl.sum(d * p, axis=1)
             d = p * (d - dot[:, None])
-        tl.store(gw_ptr + w_first * K + idx, d.to(gw_ptr.dtype.element_ty), mask=ok)
+        tl.store(gw_tile + idx, d.to(gw_tile.dtype.element_ty), mask=ok)
+
+
+@triton.jit
+def band_grad_chunk(
+    x_tile, g_tile, w_tile, lse, seed, rows, t, t0, t_ok, s0, T, C, h, R, K, padding_l, dropout_p, keep_scale,
+    w_first, SOFTMAX: tl.constexpr, DROPOUT: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_R: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+):  # fmt: skip
+    """(d, p, offsets, ok) for band columns s0 .. s0 + BLOCK_S - 1 of rows t.
+
+    Tap k of row t is column s = t + k - padding_l, so everything is read and
+    written along the band (k = s - t + padding_l), masked to it: d is the
+    gradient of the taps before DropConnect, p their softmax (0 without it),
+    offsets their place in the weight relative to ``w_tile``.
+    """
+    s = s0 + tl.arange(0, BLOCK_S)
+    s_ok = (s >= 0) & (s < T)
+    k = s[None, :] - t[:, None] + padding_l
+    ok = (k >= 0) & (k < K) & t_ok[:, None]  # taps reading padding have a gradient too
+    offsets = rows * K + k
+    d = band_grad_dots(x_tile, g_tile, t, t0, t_ok, s, s_ok, T, C, h, R, BLOCK_T, BLOCK_R, BLOCK_S)
+    d = through_dropconnect(d, seed, w_first * K + offsets, dropout_p, keep_scale, DROPOUT)
+    p = tl.zeros(d.shape, tl.float32)
+    if SOFTMAX:
+        p = tl.exp(tl.load(w_tile + offsets, mask=ok, other=float("-inf")).to(tl.float32) - lse[:, None])
+    return d, p, offsets, ok
+
+
+@triton.jit
+def band_grad_w(
+    x_tile, g_tile, w_tile, gw_tile, lse, seed, t, t0, t_ok, T, C, H, h, R, K, padding_l, dropout_p, keep_scale,
+    w_first, SOFTMAX: tl.constexpr, DROPOUT: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_R: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+):  # fmt: skip
+    """Rows t of head h of the logits' gradient from band blocks of dots.
+
+    With the softmax, a first sweep sums d * p over each row and a second
+    recomputes the dots (tensor-core work) rather than keeping them.
+    """
+    rows = ((t - t0) * H + h)[:, None]  # weight rows relative to w_tile
+    lo, end = band_window(t0, K, padding_l, BLOCK_T, False)
+    dot = tl.zeros((BLOCK_T,), tl.float32)
+    if SOFTMAX:
+        for s0 in range(lo, end, BLOCK_S):
+            d, p, _, _ = band_grad_chunk(
+                x_tile, g_tile, w_tile, lse, seed, rows, t, t0, t_ok, s0, T, C, h, R, K, padding_l, dropout_p,
+                keep_scale, w_first, SOFTMAX, DROPOUT, BLOCK_T, BLOCK_R, BLOCK_S,
+            )  # fmt: skip
+            dot += tl.sum(d * p, axis=1)
+    for s0 in range(lo, end, BLOCK_S):
+        d, p, offsets, ok = band_grad_chunk(
+            x_tile, g_tile, w_tile, lse, seed, rows, t, t0, t_ok, s0, T, C, h, R, K, padding_l, dropout_p,
+            keep_scale, w_first, SOFTMAX, DROPOUT, BLOCK_T, BLOCK_R, BLOCK_S,
+        )  # fmt: skip
+        if SOFTMAX:
+            d = p * (d - dot[:, None])
+        tl.store(gw_tile + offsets, d.to(gw_tile.dtype.element_ty), mask=ok)
 
 
 # Rows of T handled by one lightweight partial-sum program: it bounds the

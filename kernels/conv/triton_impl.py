@@ -131,12 +131,17 @@ def _conv_specs(dtype: str, ptr: str):
     return specs
 
 
+def _grad_w_launch(cfg, dtype: str):
+    """Derived block sizes and the KernelSpec options shared by the weight-gradient kernels."""
+    derived = tg.grad_w_heuristics({**_SHAPE, **cfg.kwargs})
+    return derived, dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages, vector_loads=("x_ptr", "g_ptr"),
+                         config=config_text(cfg, derived), dtype=dtype)  # fmt: skip
+
+
 def _grad_w_specs(dtype: str, ptr: str):
     specs = []
-    for cfg in tg.GRAD_W_CONFIGS:
-        derived = tg.grad_w_heuristics({**_SHAPE, **cfg.kwargs})
-        common = dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages, vector_loads=("x_ptr", "g_ptr"),
-                      config=config_text(cfg, derived), dtype=dtype)  # fmt: skip
+    for cfg in tg.DYNAMIC_GRAD_W_CONFIGS:
+        derived, common = _grad_w_launch(cfg, dtype)
         specs.append(make_spec(
             "dynamic_grad_w", tg.dynamic_grad_w_kernel.fn.fn,
             {"x_ptr": ptr, "g_ptr": ptr, "w_ptr": ptr, "seed_ptr": "*i64", "gw_ptr": ptr, "lse_ptr": "*fp32",
@@ -144,6 +149,8 @@ def _grad_w_specs(dtype: str, ptr: str):
             {"SOFTMAX": True, "DROPOUT": True, **cfg.kwargs, **derived},
             aligned=("x_ptr", "g_ptr", "w_ptr", "gw_ptr", "lse_ptr", "C", "H", "R"), **common,
         ))  # fmt: skip
+    for cfg in tg.GRAD_W_CONFIGS:
+        derived, common = _grad_w_launch(cfg, dtype)
         specs.append(make_spec(
             "light_grad_w_partial", tg.light_grad_w_partial_kernel.fn.fn,
             {"x_ptr": ptr, "g_ptr": ptr, "part_ptr": "*fp32"},
