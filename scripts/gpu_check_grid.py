@@ -146,6 +146,13 @@ def jobs(smoke: bool) -> list:
     for dname in DTYPES:
         out += [("conv", op, i, dname, None) for i in (conv_idx if "conv" in kinds[dname] else []) for op in ops]
         out += [("talk", i, dname, None) for i in (talk_idx if "talk" in kinds[dname] else [])]
+    # The band body of the conv kernels on the tests' own grid: the autotuner
+    # may not pick it for these shapes, and only a GPU runs its TF32 products.
+    n_fp32 = 1 if smoke else len(tct.CASES)
+    band = [(i, "fp32") for i in range(n_fp32)]
+    if not smoke:
+        band += [(i, d) for i in range(n_fp32, n_fp32 + len(tct.LOWP_CASES)) for d in ("fp16", "bf16")]
+    out += [("conv", op, i, dname, tct.BAND_CONFIG) for i, dname in band for op in ops]
     # Every configuration of every kernel once, in float32, on the tests' multi-tile shapes
     # (the last entries of the case lists).
     out += [("conv", op, -1, "fp32", i) for i in range(n_conv) for op in ops]
@@ -167,7 +174,7 @@ def run_job(job, smoke: bool) -> list:
     if job[0] == "conv":
         _, op, i, dname, cfg = job
         case = _conv_cases()[i]
-        label = "autotuned" if cfg is None else f"config {cfg}"
+        label = "autotuned" if cfg is None else f"config {cfg}" + (" (band)" if cfg == tct.BAND_CONFIG else "")
         return _guarded(f"{op}_conv", case.id, dname, label, lambda: _rows(
             f"{op}_conv", case.id, dname, tct.NAMES, *_conv_case(op, case, DTYPES[dname], cfg), label))
     _, i, dname, cfg = job

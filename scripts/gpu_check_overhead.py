@@ -192,6 +192,36 @@ def kernel_times(B: int, K: int, dtype, calls: int = 5) -> list:
     return rows
 
 
+def body_times(B: int, dtype, Ks=(3, 31)) -> list:
+    """:func:`kernel_times` with each autotune configuration forced in turn: (K, config, row).
+
+    The conv kernels have two bodies, tap by tap and band matrix on tl.dot
+    (``BAND`` in the configuration); this shows what each costs on this GPU,
+    next to the autotuner's pick. Configuration ``i`` is number ``i`` of each
+    kernel's list, modulo its length, as in ``triton_common.launch``.
+    """
+    from lightconv_kernels import triton_common
+    from lightconv_kernels.conv import triton_conv, triton_grad_w
+
+    n = max(len(triton_conv.CONV_CONFIGS), len(triton_grad_w.DYNAMIC_GRAD_W_CONFIGS))
+    rows, before = [], triton_common.FORCE_CONFIG
+    try:
+        for i in range(n):
+            triton_common.FORCE_CONFIG = i
+            rows += [(K, i, r) for K in Ks for r in kernel_times(B, K, dtype)]
+    finally:
+        triton_common.FORCE_CONFIG = before
+    return rows
+
+
+def config_label(kernel: str, index: int) -> str:
+    from lightconv_kernels.conv import triton_conv, triton_grad_w
+
+    configs = triton_conv.CONV_CONFIGS if kernel.startswith("conv") else triton_grad_w.DYNAMIC_GRAD_W_CONFIGS
+    cfg = configs[index % len(configs)]
+    return " ".join(f"{k}={v}" for k, v in cfg.kwargs.items()) + f" w{cfg.num_warps}"
+
+
 def host_profile(dtype, calls: int = 300) -> str:
     """cProfile of ``calls`` forward+backward calls of dynamic_conv at B=1, T=16, K=3."""
     from lightconv_kernels.conv import bench as cb
@@ -210,7 +240,7 @@ def host_profile(dtype, calls: int = 300) -> str:
         text.getvalue()
 
 
-def breakdown_markdown(host, kernels, peak_bps: float) -> str:
+def breakdown_markdown(host, kernels, peak_bps: float, bodies=()) -> str:
     md = ["\n### Host time of one tiny call, layer by layer\n",
           "B=1, T=16, K=3, bf16: the GPU has almost nothing to do, so each time is the host's (mean of "
           "300 calls, synchronised at the end).\n",
@@ -222,6 +252,12 @@ def breakdown_markdown(host, kernels, peak_bps: float) -> str:
                bc.markdown_table(["K", "kernel", "GPU us per forward+backward", "bytes", "GB/s", "% peak"],
                                  [[K, n, f"{us:.0f}", f"{b / 1e6:.0f} MB", f"{gbps:.0f}",
                                    f"{100 * gbps * 1e9 / peak_bps:.0f}"] for K, (n, us, b, gbps) in kernels])]
+    if bodies:
+        md += ["\n### The same kernels with each autotune configuration forced (BAND > 0: band matrix on "
+               "tl.dot, BAND = 0: tap by tap)\n",
+               bc.markdown_table(["K", "config", "kernel", "configuration", "GPU us", "GB/s", "% peak"],
+                                 [[K, i, n, config_label(n, i), f"{us:.0f}", f"{gbps:.0f}",
+                                   f"{100 * gbps * 1e9 / peak_bps:.0f}"] for K, i, (n, us, b, gbps) in bodies])]
     return "\n".join(md) + "\n"
 
 
@@ -251,7 +287,7 @@ def run(out: Path, batch: int = 8) -> str:
     try:  # explains the table above; its failure must not lose the table
         host = host_breakdown(torch.bfloat16)
         kernels = [(K, r) for K in (3, 31) for r in kernel_times(batch, K, torch.bfloat16)]
-        extra = breakdown_markdown(host, kernels, peak)
+        extra = breakdown_markdown(host, kernels, peak, body_times(batch, torch.bfloat16))
     except Exception as exc:
         extra = f"\nHost breakdown failed: {type(exc).__name__}: {str(exc)[:200]}\n"
     text = host_profile(torch.bfloat16)

@@ -137,14 +137,20 @@ def test_gpu_check_smoke(tmp_path, models_out):
 
 def test_gpu_check_grid_covers_the_tests_grid():
     """On a GPU the check runs every shape of the interpreter tests, for both conv ops, in every
-    dtype, plus every autotune configuration of every kernel once; shared out, nothing is lost."""
+    dtype, the band body on the tests' own grid of it, plus every autotune configuration of every
+    kernel once; shared out, nothing is lost."""
     import gpu_check_grid as gg
     import test_conv_triton as tct
     import test_talk_triton as ttt
 
     jobs = gg.jobs(smoke=False)
     n_conv, n_talk = len(tct.CASES) + len(tct.LOWP_CASES), len(ttt.CASES)
-    assert len(jobs) == len(set(jobs)) == 3 * (2 * n_conv + n_talk) + 2 * tct.N_CONFIGS + ttt.N_CONFIGS
+    n_band = 2 * (len(tct.CASES) + 2 * len(tct.LOWP_CASES))
+    assert len(jobs) == len(set(jobs)) == 3 * (2 * n_conv + n_talk) + n_band + 2 * tct.N_CONFIGS + ttt.N_CONFIGS
+    band = {(j[1], j[2], j[3]) for j in jobs if j[0] == "conv" and j[4] == tct.BAND_CONFIG and j[2] >= 0}
+    assert band == {(op, i, "fp32") for op in ("light", "dynamic") for i in range(len(tct.CASES))} | {
+        (op, len(tct.CASES) + i, d) for op in ("light", "dynamic") for i in range(len(tct.LOWP_CASES))
+        for d in ("fp16", "bf16")}
     for dtype in gg.DTYPES:
         assert {(j[1], j[2]) for j in jobs if j[0] == "conv" and j[3] == dtype and j[4] is None} == \
             {(op, i) for op in ("light", "dynamic") for i in range(n_conv)}
@@ -161,8 +167,11 @@ def test_gpu_check_host_breakdown_runs_under_the_interpreter():
         "import torch, gpu_check_overhead as go\n"
         "rows = go.host_breakdown(torch.float32, reps=1, device='cpu')\n"
         "assert len(rows) == 8 and all(us > 0 for _, us in rows), rows\n"
-        "md = go.breakdown_markdown(rows, [(3, ('conv_taps_kernel', 100.0, 1e8, 1e3))], 4.8e12)\n"
-        "assert md.count('\\n|') == 8 + 2 + 1 + 2, md\n"
+        "bodies = [(31, i, (k, 100.0, 1e8, 1e3)) for i in range(5) for k in ('conv_taps_kernel', "
+        "'dynamic_grad_w_kernel')]\n"
+        "md = go.breakdown_markdown(rows, [(3, ('conv_taps_kernel', 100.0, 1e8, 1e3))], 4.8e12, bodies)\n"
+        "assert md.count('\\n|') == 8 + 2 + 1 + 2 + 10 + 2, md\n"
+        "assert 'BAND=16' in md and 'BAND=0' in md, md\n"
     )
     env = dict(os.environ, PYTHONWARNINGS="ignore", TRITON_INTERPRET="1", LIGHTCONV_BACKEND="triton")
     proc = subprocess.run([sys.executable, "-c", code], cwd=SCRIPTS, env=env, capture_output=True, text=True,
