@@ -7,6 +7,11 @@ without re-importing:
 * ``triton``: always Triton. CPU tensors then need ``TRITON_INTERPRET=1`` set
   before the kernels are first imported (the Triton interpreter).
 * ``torch``: always the PyTorch reference path (on any device).
+
+``LIGHTCONV_CONV_BODY`` restricts which body of the lightweight/dynamic conv
+kernels the autotuner may pick (``auto``, ``taps`` or ``band``; see
+:mod:`lightconv_kernels.conv.triton_band`). It is read when a shape is first
+tuned, and checked at every call.
 """
 
 from __future__ import annotations
@@ -20,11 +25,24 @@ ENV_VAR = "LIGHTCONV_BACKEND"
 CHOICES = ("auto", "triton", "torch")
 
 
-def requested() -> str:
-    value = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
-    if value not in CHOICES:
-        raise ValueError(f"{ENV_VAR}={value!r}: expected one of {', '.join(CHOICES)}")
+BODY_VAR = "LIGHTCONV_CONV_BODY"
+BODIES = ("auto", "taps", "band")
+
+
+def _env_choice(var: str, choices) -> str:
+    """The value of ``var``, lower-cased, ``choices[0]`` when unset; anything else raises."""
+    value = os.environ.get(var, choices[0]).strip().lower() or choices[0]
+    if value not in choices:
+        raise ValueError(f"{var}={value!r}: expected one of {', '.join(choices)}")
     return value
+
+
+def requested() -> str:
+    return _env_choice(ENV_VAR, CHOICES)
+
+
+def conv_body() -> str:
+    return _env_choice(BODY_VAR, BODIES)
 
 
 def interpreter_enabled() -> bool:

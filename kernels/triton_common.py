@@ -66,12 +66,25 @@ def launch(kernel, grid, *args, **kwargs):
     """``kernel[grid](*args, **kwargs)`` for a ``triton.autotune`` kernel.
 
     On a GPU the autotuner picks the configuration unless FORCE_CONFIG is set;
-    configuration numbers are taken modulo the kernel's number of them.
+    configuration numbers are taken modulo the kernel's number of them. The
+    interpreter's INTERPRET_CONFIG gives way to the first configuration the
+    kernel's own pruning keeps (e.g. LIGHTCONV_CONV_BODY=band), so that a
+    restriction the user asked for is not ignored there.
     """
-    index = FORCE_CONFIG
-    if index is None and backend.interpreter_enabled():
-        index = INTERPRET_CONFIG
-    if index is None:
+    config = chosen_config(kernel)
+    if config is None:
         return kernel[grid](*args, **kwargs)
-    config = kernel.configs[index % len(kernel.configs)]
     return kernel.fn[grid](*args, **kwargs, **config.all_kwargs())
+
+
+def chosen_config(kernel):
+    """The configuration :func:`launch` gives ``kernel``, or None to let its autotuner choose."""
+    configs = kernel.configs
+    if FORCE_CONFIG is not None:
+        return configs[FORCE_CONFIG % len(configs)]
+    if not backend.interpreter_enabled():
+        return None
+    config = configs[INTERPRET_CONFIG % len(configs)]
+    prune = getattr(kernel, "early_config_prune", None)
+    kept = prune(configs, None) if prune else configs
+    return config if config in kept else kept[0]

@@ -23,7 +23,7 @@ from ref_conv_loop import conv_loop, normalized_taps
 
 import lightconv_kernels as lk
 from lightconv_kernels import triton_common
-from lightconv_kernels.conv import triton_conv, triton_grad_w, triton_impl
+from lightconv_kernels.conv import triton_band, triton_conv, triton_grad_w, triton_impl
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 FP32_TOL = 1e-5
@@ -165,6 +165,39 @@ BODIES = {"taps": None, "band": BAND_CONFIG}
 def _use_body(monkeypatch, body: str):
     if BODIES[body] is not None:
         monkeypatch.setattr(triton_common, "FORCE_CONFIG", BODIES[body])
+
+
+@pytest.mark.parametrize("body", ["taps", "band"])
+def test_conv_body_env_restricts_the_autotuner_and_the_interpreter(monkeypatch, body):
+    monkeypatch.setenv("LIGHTCONV_CONV_BODY", body)
+    for kernel in (triton_conv.conv_taps_kernel, triton_grad_w.dynamic_grad_w_kernel):
+        assert kernel.early_config_prune is triton_band.keep_requested_body
+        kept = kernel.early_config_prune(kernel.configs, None)
+        assert kept and all(bool(c.kwargs["BAND"]) == (body == "band") for c in kept)
+        assert triton_common.chosen_config(kernel) in kept
+    monkeypatch.setenv("LIGHTCONV_CONV_BODY", "auto")
+    assert triton_band.keep_requested_body(triton_conv.CONV_CONFIGS, None) == triton_conv.CONV_CONFIGS
+
+
+def test_conv_body_env_runs_the_band_body(monkeypatch):
+    monkeypatch.setenv("LIGHTCONV_CONV_BODY", "band")
+    chosen = []
+    choose = triton_common.chosen_config
+    monkeypatch.setattr(triton_common, "chosen_config", lambda k: chosen.append(choose(k)) or chosen[-1])
+    case = Case(2, 9, 12, 3, 5, "centre")
+    x, w, g = _inputs("dynamic", case, torch.float32)
+    got = _run_kernels(monkeypatch, "dynamic", case, x, w, g)
+    assert len(chosen) == 3 and all(c.kwargs["BAND"] > 0 for c in chosen)
+    for name, a, r in zip(NAMES, got[:3], _reference(case, x, w, g, None)):
+        assert _rel_error(a, r) <= FP32_TOL, name
+
+
+def test_bad_conv_body_env_fails_before_any_launch(monkeypatch):
+    monkeypatch.setenv("LIGHTCONV_CONV_BODY", "fastest")
+    monkeypatch.setattr(triton_impl, "launch", lambda *a, **k: pytest.fail("launched"))
+    x, w, _ = _inputs("dynamic", Case(1, 4, 4, 2, 3, "centre"), torch.float32)
+    with pytest.raises(ValueError, match="LIGHTCONV_CONV_BODY='fastest'"):
+        lk.dynamic_conv(x, w, 1)
 
 
 def test_band_config_selects_the_band_body_of_every_kernel_that_has_one():

@@ -26,7 +26,17 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from .. import backend
 from ..triton_common import dropconnect_keep
+
+
+def keep_requested_body(configs, named_args=None, **kwargs):
+    """``early_config_prune`` of the conv autotuners: the configurations of the body
+    ``LIGHTCONV_CONV_BODY`` asks for (all of them for ``auto``)."""
+    body = backend.conv_body()
+    if body == "auto":
+        return configs
+    return [c for c in configs if bool(c.kwargs["BAND"]) == (body == "band")]
 
 
 @triton.jit

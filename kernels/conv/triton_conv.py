@@ -27,7 +27,7 @@ import triton
 import triton.language as tl
 
 from ..triton_common import dropconnect_keep
-from .triton_band import band_conv
+from .triton_band import band_conv, keep_requested_body
 
 
 @triton.jit
@@ -80,7 +80,11 @@ def conv_heuristics(args):
     return {"BLOCK_H": block_h, "BLOCK_R": block_r}
 
 
-@triton.autotune(configs=CONV_CONFIGS, key=["T_BUCKET", "H", "R", "K", "DYNAMIC", "TRANSPOSED", "SOFTMAX", "DROPOUT"])
+@triton.autotune(
+    configs=CONV_CONFIGS,
+    key=["T_BUCKET", "H", "R", "K", "DYNAMIC", "TRANSPOSED", "SOFTMAX", "DROPOUT"],
+    prune_configs_by={"early_config_prune": keep_requested_body},
+)
 @triton.heuristics(
     {
         "BLOCK_H": lambda a: conv_heuristics(a)["BLOCK_H"],

@@ -27,7 +27,7 @@ import triton
 import triton.language as tl
 
 from ..triton_common import dropconnect_keep
-from .triton_band import band_grad_dots, band_window
+from .triton_band import band_grad_dots, band_window, keep_requested_body
 
 
 @triton.jit
@@ -118,7 +118,11 @@ def dynamic_grid(meta):
     return (triton.cdiv(meta["T"], meta["BLOCK_T"]), meta["H"], meta["B"])
 
 
-@triton.autotune(configs=DYNAMIC_GRAD_W_CONFIGS, key=["T_BUCKET", "H", "R", "K", "SOFTMAX", "DROPOUT"])
+@triton.autotune(
+    configs=DYNAMIC_GRAD_W_CONFIGS,
+    key=["T_BUCKET", "H", "R", "K", "SOFTMAX", "DROPOUT"],
+    prune_configs_by={"early_config_prune": keep_requested_body},
+)
 @_heuristics(("BLOCK_T", "BLOCK_K", "BLOCK_R"))
 @triton.jit
 def dynamic_grad_w_kernel(
