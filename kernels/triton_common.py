@@ -20,6 +20,26 @@ import triton.language as tl
 from . import backend
 
 
+def next_pow2(n: int) -> int:
+    """Smallest power of two >= n (1 for n <= 1), for host code.
+
+    ``triton.next_power_of_2`` and ``triton.cdiv`` are constexpr functions:
+    about 5 us per call from Python, and a launch's grid, heuristics and
+    autotune key made a dozen such calls per forward+backward.
+    """
+    return 1 << max(0, n - 1).bit_length()
+
+
+def cdiv(a: int, b: int) -> int:
+    """ceil(a / b) for a >= 0, b >= 1, in host code (see :func:`next_pow2`).
+
+    Written with a non-negative numerator on purpose: under the interpreter a
+    grid function receives its integer arguments as Triton tensors, whose
+    ``//`` truncates toward zero as in C.
+    """
+    return (a + b - 1) // b
+
+
 @triton.jit
 def dropconnect_keep(seed, offsets, dropout_p):
     """True where the weight at flat index ``offsets`` survives DropConnect."""
@@ -47,7 +67,7 @@ def dropconnect_keep_mask(seed: torch.Tensor, shape, dropout_p: float, device=No
     for n in shape:
         numel *= int(n)
     keep = torch.empty(numel, dtype=torch.int8, device=device)
-    grid = (triton.cdiv(numel, KEEP_MASK_BLOCK),)
+    grid = (cdiv(numel, KEEP_MASK_BLOCK),)
     with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
         keep_mask_kernel[grid](seed.to(device), keep, numel, float(dropout_p), BLOCK=KEEP_MASK_BLOCK)
     return keep.view(tuple(shape)).bool()

@@ -23,10 +23,12 @@ that no tap is normalised K times.
 
 from __future__ import annotations
 
+import functools
+
 import triton
 import triton.language as tl
 
-from ..triton_common import dropconnect_keep
+from ..triton_common import cdiv, dropconnect_keep, next_pow2
 from .triton_band import band_conv, keep_requested_body
 
 
@@ -49,16 +51,9 @@ def row_logsumexp_by_tap(w_rows_ptr, rows, row_mask, K):
     return m + tl.log(s)
 
 
-def _head_split(R: int, H: int, block_c: int):
-    """(BLOCK_H, BLOCK_R) for a tile of about ``block_c`` channels."""
-    block_r = min(triton.next_power_of_2(R), block_c)
-    block_h = max(1, min(triton.next_power_of_2(H), block_c // block_r))
-    return block_h, block_r
-
-
 def conv_grid(meta):
-    blocks_c = triton.cdiv(meta["H"], meta["BLOCK_H"]) * triton.cdiv(meta["R"], meta["BLOCK_R"])
-    return (triton.cdiv(meta["T"], meta["BLOCK_T"]), blocks_c, meta["B"])
+    blocks_c = cdiv(meta["H"], meta["BLOCK_H"]) * cdiv(meta["R"], meta["BLOCK_R"])
+    return (cdiv(meta["T"], meta["BLOCK_T"]), blocks_c, meta["B"])
 
 
 # BAND = 0: tap by tap on the CUDA cores; BAND > 0: band matrix in chunks of
@@ -72,12 +67,25 @@ CONV_CONFIGS = [
 ]
 
 
-def conv_heuristics(args):
-    if args["BAND"]:
+@functools.lru_cache(maxsize=None)
+def _head_split(R: int, H: int, block_c: int):
+    """(BLOCK_H, BLOCK_R) for a tile of about ``block_c`` channels (cached: it runs at every launch)."""
+    block_r = min(next_pow2(R), block_c)
+    block_h = max(1, min(next_pow2(H), block_c // block_r))
+    return block_h, block_r
+
+
+@functools.lru_cache(maxsize=None)
+def _blocks(R: int, H: int, BLOCK_C: int, BAND: int) -> dict:
+    if BAND:
         # One head per program; at least 16 channels for the dot, masked beyond R.
-        return {"BLOCK_H": 1, "BLOCK_R": min(max(16, triton.next_power_of_2(args["R"])), args["BLOCK_C"])}
-    block_h, block_r = _head_split(args["R"], args["H"], args["BLOCK_C"])
+        return {"BLOCK_H": 1, "BLOCK_R": min(max(16, next_pow2(R)), BLOCK_C)}
+    block_h, block_r = _head_split(R, H, BLOCK_C)
     return {"BLOCK_H": block_h, "BLOCK_R": block_r}
+
+
+def conv_heuristics(args):
+    return _blocks(args["R"], args["H"], args["BLOCK_C"], args["BAND"])
 
 
 @triton.autotune(

@@ -23,10 +23,12 @@ band of source rows, :mod:`.triton_band`) instead of K products per channel.
 
 from __future__ import annotations
 
+import functools
+
 import triton
 import triton.language as tl
 
-from ..triton_common import dropconnect_keep
+from ..triton_common import cdiv, dropconnect_keep, next_pow2
 from .triton_band import band_grad_dots, band_window, keep_requested_body
 
 
@@ -100,14 +102,20 @@ DYNAMIC_GRAD_W_CONFIGS = [
 ]
 
 
-def grad_w_heuristics(args):
-    block_k = min(triton.next_power_of_2(args["K"]), 32)
-    if args.get("BAND"):
-        block_r = min(max(16, triton.next_power_of_2(args["R"])), args["MAX_BLOCK_R"])
-        return {"BLOCK_T": args["TILE"] // args["BAND"], "BLOCK_K": block_k, "BLOCK_R": block_r}
-    block_r = min(triton.next_power_of_2(args["R"]), args["MAX_BLOCK_R"])
-    block_t = max(1, min(128, args["TILE"] // (block_k * block_r)))
+@functools.lru_cache(maxsize=None)
+def _blocks(K: int, R: int, TILE: int, MAX_BLOCK_R: int, BAND: int) -> dict:
+    """Block sizes of a weight-gradient launch (cached: it runs at every launch)."""
+    block_k = min(next_pow2(K), 32)
+    if BAND:
+        block_r = min(max(16, next_pow2(R)), MAX_BLOCK_R)
+        return {"BLOCK_T": TILE // BAND, "BLOCK_K": block_k, "BLOCK_R": block_r}
+    block_r = min(next_pow2(R), MAX_BLOCK_R)
+    block_t = max(1, min(128, TILE // (block_k * block_r)))
     return {"BLOCK_T": block_t, "BLOCK_K": block_k, "BLOCK_R": block_r}
+
+
+def grad_w_heuristics(args):
+    return _blocks(args["K"], args["R"], args["TILE"], args["MAX_BLOCK_R"], args.get("BAND", 0))
 
 
 def _heuristics(names):
@@ -115,7 +123,7 @@ def _heuristics(names):
 
 
 def dynamic_grid(meta):
-    return (triton.cdiv(meta["T"], meta["BLOCK_T"]), meta["H"], meta["B"])
+    return (cdiv(meta["T"], meta["BLOCK_T"]), meta["H"], meta["B"])
 
 
 @triton.autotune(
@@ -280,7 +288,7 @@ ROWS_PER_SPLIT = 512
 
 
 def light_partial_grid(meta):
-    return (triton.cdiv(meta["T"], meta["ROWS_PER_SPLIT"]), meta["H"], meta["B"])
+    return (cdiv(meta["T"], meta["ROWS_PER_SPLIT"]), meta["H"], meta["B"])
 
 
 @triton.autotune(configs=GRAD_W_CONFIGS, key=["T_BUCKET", "H", "R", "K"])
@@ -325,7 +333,7 @@ def light_grad_w_partial_kernel(
 
 
 def light_reduce_heuristics(args):
-    block_k = triton.next_power_of_2(args["K"])
+    block_k = next_pow2(args["K"])
     return {"BLOCK_K": block_k, "BLOCK_P": max(1, min(64, 4096 // block_k))}
 
 

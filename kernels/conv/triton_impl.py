@@ -18,11 +18,10 @@ from __future__ import annotations
 import contextlib
 
 import torch
-import triton
 
 from .. import backend
 from ..aot import POINTER_TYPES, KernelSpec, config_text, make_spec
-from ..triton_common import KEEP_MASK_BLOCK, dropconnect_keep_mask, keep_mask_kernel, launch
+from ..triton_common import KEEP_MASK_BLOCK, cdiv, dropconnect_keep_mask, keep_mask_kernel, launch, next_pow2
 from . import triton_conv as tc
 from . import triton_grad_w as tg
 
@@ -36,7 +35,7 @@ def empty(shape, dtype, device) -> torch.Tensor:
 
 def _bucket(T: int) -> int:
     """Autotune key for the length: one tuning per power of two, not per distinct T."""
-    return triton.next_power_of_2(T)
+    return next_pow2(T)
 
 
 def _dims(x, weight):
@@ -79,7 +78,6 @@ def forward(x, weight, padding_l: int, weight_softmax: bool, dropout_p: float, s
 
 
 def backward(grad_out, x, weight, padding_l: int, weight_softmax: bool, dropout_p: float, seed):
-    backend.conv_body()
     B, T, C, H, R, K = dims = _dims(x, weight)
     seed_t, p, scale, drop = dropout = _dropout(weight, dropout_p, seed)
     grad_w = empty(weight.shape, weight.dtype, weight.device)
@@ -95,7 +93,7 @@ def backward(grad_out, x, weight, padding_l: int, weight_softmax: bool, dropout_
                 SOFTMAX=weight_softmax, DROPOUT=drop,
             )  # fmt: skip
         else:
-            parts = B * triton.cdiv(T, tg.ROWS_PER_SPLIT)
+            parts = B * cdiv(T, tg.ROWS_PER_SPLIT)
             partial = empty((parts, H, K), torch.float32, x.device)
             launch(
                 tg.light_grad_w_partial_kernel, tg.light_partial_grid,

@@ -39,16 +39,17 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from ..triton_common import cdiv, next_pow2
 from .triton_fwd import load_window
 
 
 def _head_block(R: int, block: int) -> int:
     """Channels per program: BLOCK of the config, capped at the head size (>= 16 for tl ops)."""
-    return max(16, min(triton.next_power_of_2(R), block))
+    return max(16, min(next_pow2(R), block))
 
 
 def offsets_grid(meta):
-    return (triton.cdiv(meta["T"], meta["BLOCK_T"]), meta["H"], meta["B"])
+    return (cdiv(meta["T"], meta["BLOCK_T"]), meta["H"], meta["B"])
 
 
 OFFSETS_CONFIGS = [
@@ -121,7 +122,7 @@ def talk_bwd_offsets_kernel(
 
 
 def grad_x_grid(meta):
-    return (triton.cdiv(meta["R"], meta["BLOCK_CH"]), meta["B"] * meta["H"])
+    return (cdiv(meta["R"], meta["BLOCK_CH"]), meta["B"] * meta["H"])
 
 
 GRAD_X_CONFIGS = [

@@ -22,6 +22,7 @@ import triton
 import triton.language as tl
 
 from ..conv.triton_conv import _head_split, conv_grid
+from ..triton_common import cdiv
 from .reference import SCAN_BLOCK
 
 SCAN_L = SCAN_BLOCK
@@ -70,7 +71,7 @@ def load_window(left_ptr, right_ptr, head, mask, t, max_left, max_right, T, HAS_
 
 
 def scan_grid(meta):
-    return (triton.cdiv(meta["C"], meta["BLOCK_C"]), meta["B"])
+    return (cdiv(meta["C"], meta["BLOCK_C"]), meta["B"])
 
 
 SCAN_CONFIGS = [

@@ -18,10 +18,9 @@ from __future__ import annotations
 import contextlib
 
 import torch
-import triton
 
 from ..aot import POINTER_TYPES, KernelSpec, config_text
-from ..triton_common import launch
+from ..triton_common import cdiv, launch
 from . import triton_bwd as tb
 from . import triton_fwd as tf
 
@@ -45,7 +44,7 @@ def _dims(x, offset_left):
 
 def forward(x, offset_left, offset_right, max_left: int, max_right: int):
     B, T, C, H, R = _dims(x, offset_left)
-    nb = triton.cdiv(T, tf.SCAN_L)
+    nb = cdiv(T, tf.SCAN_L)
     local = empty((B, T, C), torch.float32, x.device)
     carry = empty((B, nb, C), torch.float64, x.device)
     out = empty(x.shape, x.dtype, x.device)
