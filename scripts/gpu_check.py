@@ -1,6 +1,7 @@
 """One command for a machine with a GPU: are the kernels right there, and how fast are they?
 
     python scripts/gpu_check.py [--out DIR]                  # on CUDA; exit 2 without a GPU
+    python scripts/gpu_check.py --parts bench,overhead       # only some parts (grid,bench,overhead,models)
     python scripts/gpu_check.py --device cpu --interpret     # smoke mode: tiny grid, Triton interpreter
 
 1. Correctness (``gpu_check_grid``): every kernel against the interpreter
@@ -42,6 +43,7 @@ GRID_COLS = ["kernel", "case", "dtype", "config", "output", "error", "torch_erro
 BENCH_COLS = ["op", "impl", "B", "T", "C", "H", "K/M", "status", "fwd_ms", "fwd_gbps", "fwd_frac", "fwd_bwd_ms",
               "fwd_bwd_gbps", "fwd_bwd_frac", "bytes_fwd", "bytes_fwd_bwd"]
 GPU_MODELS = ["dynamic", "attention", "fairseq-lightconv", "fairseq-transformer"]
+PARTS = ("grid", "bench", "overhead", "models")  # 1, 2+3, 4, 5 of the list above
 
 
 def run_models(out: Path, device: str, seconds: float) -> list:
@@ -111,6 +113,8 @@ def report(out, info, grid, choices, bench, peak_src, goals, model_dirs, timings
           f"{info['device']}; torch {info['torch']}, triton {info['triton']}, fairseq {info['fairseq']}; "
           f"{date.today()}. Peak bandwidth: {peak_src}.\n",
           "Time per part: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + ".\n",
+          *([f"Parts not run (--parts): {', '.join(info['skipped'])}; their sections are empty.\n"]
+            if info.get("skipped") else []),
           "## Goals\n", bc.markdown_table(["goal", "measured", "verdict"],
                                           [[g, m, _verdict(ok)] for g, m, ok in goals]),
           f"\n## Correctness: {len(grid)} comparisons, {len(bad)} mismatches\n",
@@ -182,7 +186,13 @@ def main(argv=None) -> int:
                    help="measured seconds per model for training and for each beam (GPU)")
     p.add_argument("--skip-models", action="store_true", help="no model-level part")
     p.add_argument("--models-from", type=Path, help="report an existing bench_models.py output instead")
+    p.add_argument("--parts", default=",".join(PARTS),
+                   help=f"comma-separated parts to run, of {','.join(PARTS)} (default: all), e.g. to redo one "
+                        "part into the same --out")
     args = p.parse_args(argv)
+    parts = [x.strip() for x in args.parts.split(",") if x.strip()]
+    if not parts or any(x not in PARTS for x in parts):
+        p.error(f"--parts {args.parts!r}: expected a comma-separated subset of {','.join(PARTS)}")
     if args.interpret:
         os.environ["TRITON_INTERPRET"] = "1"  # before any kernel module is imported
     elif args.device == "cpu":
@@ -201,7 +211,7 @@ def main(argv=None) -> int:
     import gpu_check_bench as gb
     import gpu_check_grid as gg
 
-    info = {**bc.machine(), "truncating_bf16": gg.TRUNCATING_BF16,
+    info = {**bc.machine(), "truncating_bf16": gg.TRUNCATING_BF16, "skipped": [x for x in PARTS if x not in parts],
             "device": torch.cuda.get_device_name() if not smoke else f"CPU ({bc.cpu_model()})"}
     timings, t = {}, time.time()
     grid, bench, choices, model_dirs, peak_src = [], [], [], [], "not measured yet"
@@ -215,24 +225,27 @@ def main(argv=None) -> int:
 
     # Compiling dominates the grid, one CPU core per process; two cores stay for the driver and the GPU.
     workers = args.workers or (1 if smoke else max(1, min(14, (os.cpu_count() or 1) - 2)))
-    grid = gg.run_grid(smoke, workers)
-    timings[f"correctness ({workers} processes)"], t = time.time() - t, time.time()
-    write_report([])
-    peak, peak_src = gb.peak_bandwidth(args.device)
-    dtype = torch.float32 if smoke else torch.bfloat16
-    bench = gb.run_bench(args.device, 1 if smoke else args.batch, dtype, smoke)
-    gb.add_fractions(bench, peak)
-    timings["kernel benchmark"], t = time.time() - t, time.time()
-    choices = gg.autotune_choices()
-    goals = gb.kernel_goals(bench, min_T=0 if smoke else 2048)
-    plot(bench, out / "gpu_check.png")
-    write_report(goals)
-    if not smoke:  # CUDA graphs: on a GPU only
+    goals = []
+    if "grid" in parts:
+        grid = gg.run_grid(smoke, workers)
+        timings[f"correctness ({workers} processes)"], t = time.time() - t, time.time()
+        write_report(goals)
+    if "bench" in parts:
+        peak, peak_src = gb.peak_bandwidth(args.device)
+        dtype = torch.float32 if smoke else torch.bfloat16
+        bench = gb.run_bench(args.device, 1 if smoke else args.batch, dtype, smoke)
+        gb.add_fractions(bench, peak)
+        timings["kernel benchmark"], t = time.time() - t, time.time()
+        choices = gg.autotune_choices()
+        goals += gb.kernel_goals(bench, min_T=0 if smoke else 2048)
+        plot(bench, out / "gpu_check.png")
+        write_report(goals)
+    if "overhead" in parts and not smoke:  # CUDA graphs: on a GPU only
         goals.append(overhead_part(out, args.batch))
         timings["host overhead"], t = time.time() - t, time.time()
         write_report(goals)
-    model_dirs = [args.models_from] if args.models_from else []
-    if not smoke and not args.skip_models and not args.models_from:
+    model_dirs = [args.models_from] if args.models_from and "models" in parts else []
+    if "models" in parts and not smoke and not args.skip_models and not args.models_from:
         model_dirs = run_models(out, args.device, args.model_seconds)
         timings["models"] = time.time() - t
     if model_dirs:

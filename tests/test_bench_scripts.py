@@ -135,6 +135,20 @@ def test_gpu_check_smoke(tmp_path, models_out):
     assert (tmp_path / "gpu_check.png").stat().st_size > 0
 
 
+def test_gpu_check_runs_only_the_parts_asked_for(tmp_path, models_out):
+    rc, log = _run("gpu_check.py", "--device", "cpu", "--interpret", "--out", tmp_path, "--models-from", models_out,
+                   "--parts", "bench,models")
+    assert rc == 0, log
+    assert bc.read_csv(tmp_path / "grid.csv") == [] and bc.read_csv(tmp_path / "kernels.csv")
+    md = (tmp_path / "gpu_check.md").read_text()
+    assert "Parts not run (--parts): grid, overhead" in md and "## Models" in md
+
+
+def test_gpu_check_rejects_unknown_parts():
+    rc, log = _run("gpu_check.py", "--device", "cpu", "--interpret", "--parts", "grid,speed")
+    assert rc == 2 and "--parts 'grid,speed'" in log
+
+
 def test_gpu_check_grid_covers_the_tests_grid():
     """On a GPU the check runs every shape of the interpreter tests, for both conv ops, in every
     dtype, the band body on the tests' own grid of it, plus every autotune configuration of every
