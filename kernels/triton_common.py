@@ -25,7 +25,7 @@ def next_pow2(n: int) -> int:
 
     ``triton.next_power_of_2`` and ``triton.cdiv`` are constexpr functions:
     about 5 us per call from Python, and a launch's grid, heuristics and
-    autotune key made a dozen such calls per forward+backward.
+    autotune key made about two dozen such calls per forward+backward.
     """
     return 1 << max(0, n - 1).bit_length()
 

@@ -157,14 +157,14 @@ NAMES = ("out", "grad_x", "grad_w")
 
 # The kernels have two bodies (tap by tap, and a band matrix on tl.dot) that
 # the autotuner chooses between; the grids run both. One FORCE_CONFIG index
-# selects the band body of the conv and the dynamic weight-gradient kernels.
+# selects the same body of the conv and the dynamic weight-gradient kernels.
+TAPS_CONFIG = next(i for i, c in enumerate(triton_conv.CONV_CONFIGS) if not c.kwargs["BAND"])
 BAND_CONFIG = next(i for i, c in enumerate(triton_conv.CONV_CONFIGS) if c.kwargs["BAND"])
-BODIES = {"taps": None, "band": BAND_CONFIG}
+BODIES = {"taps": TAPS_CONFIG, "band": BAND_CONFIG}
 
 
 def _use_body(monkeypatch, body: str):
-    if BODIES[body] is not None:
-        monkeypatch.setattr(triton_common, "FORCE_CONFIG", BODIES[body])
+    monkeypatch.setattr(triton_common, "FORCE_CONFIG", BODIES[body])
 
 
 @pytest.mark.parametrize("body", ["taps", "band"])
@@ -200,7 +200,8 @@ def test_bad_conv_body_env_fails_before_any_launch(monkeypatch):
         lk.dynamic_conv(x, w, 1)
 
 
-def test_band_config_selects_the_band_body_of_every_kernel_that_has_one():
+def test_one_config_index_selects_the_same_body_of_every_kernel():
+    assert triton_grad_w.DYNAMIC_GRAD_W_CONFIGS[TAPS_CONFIG].kwargs["BAND"] == 0
     assert triton_grad_w.DYNAMIC_GRAD_W_CONFIGS[BAND_CONFIG].kwargs["BAND"] > 0
     assert triton_conv.CONV_CONFIGS[BAND_CONFIG].kwargs["BAND"] > 0
 
