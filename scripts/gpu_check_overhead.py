@@ -181,8 +181,9 @@ def kernel_times(B: int, K: int, dtype, calls: int = 5) -> list:
         torch.cuda.synchronize()
     act, w, lse = B * T * C * s, B * T * H * K * s, B * T * H * 4
     # Least traffic of each kernel: every input read once, every output written once.
-    need = {"conv_taps_kernel": 2 * (2 * act + w) + lse,  # the forward, and its transpose (reads the lse)
-            "dynamic_grad_w_kernel": 2 * act + 2 * w + lse}
+    need = {"conv_taps_kernel": 2 * act + w,  # the forward
+            "row_lse_kernel": w + lse,  # softmax statistics for the backward
+            "dynamic_backward_kernel": 3 * act + 2 * w + lse}  # reads x, grad_out, w, lse; writes both grads
     rows = []
     for e in prof.key_averages():
         total = getattr(e, "device_time_total", None)
@@ -217,6 +218,8 @@ def body_times(B: int, dtype, Ks=(3, 31)) -> list:
 def config_label(kernel: str, index: int) -> str:
     from lightconv_kernels.conv import triton_conv, triton_grad_w
 
+    if kernel == "row_lse_kernel":
+        return "(not autotuned)"
     configs = triton_conv.CONV_CONFIGS if kernel.startswith("conv") else triton_grad_w.DYNAMIC_GRAD_W_CONFIGS
     cfg = configs[index % len(configs)]
     return " ".join(f"{k}={v}" for k, v in cfg.kwargs.items()) + f" w{cfg.num_warps}"
@@ -247,8 +250,8 @@ def breakdown_markdown(host, kernels, peak_bps: float, bodies=()) -> str:
           bc.markdown_table(["what", "host us per call"], [[n, f"{us:.0f}"] for n, us in host])]
     if kernels:
         md += ["\n### GPU time per kernel, dynamic_conv forward+backward, T=8192 (torch.profiler)\n",
-               "Bytes: what the kernel must read and write at least; conv_taps runs twice per "
-               "forward+backward (the forward, and its transpose for grad_x).\n",
+               "Bytes: what the kernel must read and write at least. The forward is conv_taps; the backward "
+               "is row_lse (the softmax statistics) and dynamic_backward (both gradients in one pass).\n",
                bc.markdown_table(["K", "kernel", "GPU us per forward+backward", "bytes", "GB/s", "% peak"],
                                  [[K, n, f"{us:.0f}", f"{b / 1e6:.0f} MB", f"{gbps:.0f}",
                                    f"{100 * gbps * 1e9 / peak_bps:.0f}"] for K, (n, us, b, gbps) in kernels])]

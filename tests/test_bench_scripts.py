@@ -182,7 +182,7 @@ def test_gpu_check_host_breakdown_runs_under_the_interpreter():
         "rows = go.host_breakdown(torch.float32, reps=1, device='cpu')\n"
         "assert len(rows) == 8 and all(us > 0 for _, us in rows), rows\n"
         "bodies = [(31, i, (k, 100.0, 1e8, 1e3)) for i in range(5) for k in ('conv_taps_kernel', "
-        "'dynamic_grad_w_kernel')]\n"
+        "'dynamic_backward_kernel')]\n"
         "md = go.breakdown_markdown(rows, [(3, ('conv_taps_kernel', 100.0, 1e8, 1e3))], 4.8e12, bodies)\n"
         "assert md.count('\\n|') == 8 + 2 + 1 + 2 + 10 + 2, md\n"
         "assert 'BAND=16' in md and 'BAND=0' in md, md\n"

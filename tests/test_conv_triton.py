@@ -23,7 +23,7 @@ from ref_conv_loop import conv_loop, normalized_taps
 
 import lightconv_kernels as lk
 from lightconv_kernels import triton_common
-from lightconv_kernels.conv import triton_band, triton_conv, triton_grad_w, triton_impl
+from lightconv_kernels.conv import triton_backward, triton_band, triton_conv, triton_grad_w, triton_impl
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 FP32_TOL = 1e-5
@@ -157,7 +157,7 @@ NAMES = ("out", "grad_x", "grad_w")
 
 # The kernels have two bodies (tap by tap, and a band matrix on tl.dot) that
 # the autotuner chooses between; the grids run both. One FORCE_CONFIG index
-# selects the same body of the conv and the dynamic weight-gradient kernels.
+# selects the same body of the conv kernel and the fused dynamic backward kernel.
 TAPS_CONFIG = next(i for i, c in enumerate(triton_conv.CONV_CONFIGS) if not c.kwargs["BAND"])
 BAND_CONFIG = next(i for i, c in enumerate(triton_conv.CONV_CONFIGS) if c.kwargs["BAND"])
 BODIES = {"taps": TAPS_CONFIG, "band": BAND_CONFIG}
@@ -170,7 +170,7 @@ def _use_body(monkeypatch, body: str):
 @pytest.mark.parametrize("body", ["taps", "band"])
 def test_conv_body_env_restricts_the_autotuner_and_the_interpreter(monkeypatch, body):
     monkeypatch.setenv("LIGHTCONV_CONV_BODY", body)
-    for kernel in (triton_conv.conv_taps_kernel, triton_grad_w.dynamic_grad_w_kernel):
+    for kernel in (triton_conv.conv_taps_kernel, triton_backward.dynamic_backward_kernel):
         assert kernel.early_config_prune is triton_band.keep_requested_body
         kept = kernel.early_config_prune(kernel.configs, None)
         assert kept and all(bool(c.kwargs["BAND"]) == (body == "band") for c in kept)
@@ -187,7 +187,7 @@ def test_conv_body_env_runs_the_band_body(monkeypatch):
     case = Case(2, 9, 12, 3, 5, "centre")
     x, w, g = _inputs("dynamic", case, torch.float32)
     got = _run_kernels(monkeypatch, "dynamic", case, x, w, g)
-    assert len(chosen) == 3 and all(c.kwargs["BAND"] > 0 for c in chosen)
+    assert len(chosen) == 2 and all(c.kwargs["BAND"] > 0 for c in chosen)  # forward, fused backward
     for name, a, r in zip(NAMES, got[:3], _reference(case, x, w, g, None)):
         assert _rel_error(a, r) <= FP32_TOL, name
 
@@ -310,3 +310,15 @@ def test_host_helpers_match_triton():
         assert triton_common.next_pow2(n) == triton.next_power_of_2(n), n
         for d in (1, 3, 16, 64, 512):
             assert triton_common.cdiv(n, d) == triton.cdiv(n, d), (n, d)
+
+
+@pytest.mark.parametrize("K", [1, 5, 64])
+def test_row_lse_kernel_matches_float64(K):
+    """The softmax statistics the fused dynamic backward reads for its neighbours' rows:
+    several programs (rows beyond BLOCK_ROWS) and, at K = 64, two BLOCK_K chunks."""
+    rows = 3 * triton_backward.lse_blocks(K)["BLOCK_ROWS"] + 5
+    w = torch.randn(rows, K, generator=torch.Generator().manual_seed(K)).to(DEVICE) * 4
+    lse = _poisoned((rows,), torch.float32, DEVICE)
+    triton_backward.row_lse_kernel[triton_backward.lse_grid](w, lse, rows, K)
+    ref = torch.logsumexp(w.double(), dim=-1)
+    assert _rel_error(lse, ref) <= FP32_TOL

@@ -16,9 +16,11 @@ head per program and multiplies a band matrix of taps on the tensor cores
 
 TRANSPOSED computes ``grad_x[j] = sum_k w[j - k + pad, k] * grad_out[j - k + pad]``:
 the same sweep with the shift reversed and the (dynamic) weight taken at the
-source row. Its softmax statistics then come from ``lse_ptr``, which the
-dynamic weight-gradient kernel writes (one float per position and head), so
-that no tap is normalised K times.
+source row. Its softmax statistics then come from ``lse_ptr`` (one float
+per position and head, from ``row_lse_kernel``), so that no tap is normalised K
+times. The launchers run that dynamic transpose inside the fused backward
+kernel of :mod:`.triton_backward` (through :func:`taps_conv` and
+``band_conv``); the lightweight transpose runs here.
 """
 
 from __future__ import annotations

@@ -5,18 +5,19 @@ Both ops need, per head h and tap k, dots of grad_out with shifted x:
 computes a (BLOCK_T, BLOCK_K) block of them from a (BLOCK_T, BLOCK_K, BLOCK_R)
 window of x, reading along the contiguous channels of the head.
 
-* Dynamic conv: d is the gradient of the per-position taps directly; one
-  program owns rows (b, t, h) and applies DropConnect and the softmax backward
-  ``p * (dn - sum_k dn * p)``, which needs all K taps of a row. K beyond one
-  BLOCK_K chunk takes a first pass for ``sum_k dn * p`` and recomputes the other
-  chunks in a second, so registers stay bounded for any K. It also writes the
-  row log-sum-exp the transposed conv kernel needs for grad_x.
+* Dynamic conv: d is the gradient of the per-position taps directly. The
+  bodies here (:func:`taps_grad_w`, :func:`band_grad_w`) give the rows (b, t, h)
+  of one program DropConnect and the softmax backward ``p * (dn - sum_k dn * p)``,
+  which needs all K taps of a row. K beyond one BLOCK_K chunk takes a first pass
+  for ``sum_k dn * p`` and recomputes the other chunks in a second, so registers
+  stay bounded for any K. The kernel that runs them, together with grad_x, is
+  :mod:`.triton_backward`.
 * Lightweight conv: the taps are shared, so d is summed over b and t too.
   Programs write per-(batch, time-split, head) partial sums to a float32 buffer
   and a second kernel adds them up in a fixed order: no atomics, so for a given
   launch configuration the result is bitwise reproducible.
 
-The dynamic kernel has a second body, chosen by configurations with BAND > 0:
+The dynamic gradient has a second body, chosen by configurations with BAND > 0:
 the dots of a block of positions come from ``tl.dot`` (grad_out against the
 band of source rows, :mod:`.triton_band`) instead of K products per channel.
 """
@@ -118,76 +119,8 @@ def grad_w_heuristics(args):
     return _blocks(args["K"], args["R"], args["TILE"], args["MAX_BLOCK_R"], args.get("BAND", 0))
 
 
-def _heuristics(names):
+def block_heuristics(names):
     return triton.heuristics({n: (lambda a, n=n: grad_w_heuristics(a)[n]) for n in names})
-
-
-def dynamic_grid(meta):
-    return (cdiv(meta["T"], meta["BLOCK_T"]), meta["H"], meta["B"])
-
-
-@triton.autotune(
-    configs=DYNAMIC_GRAD_W_CONFIGS,
-    key=["T_BUCKET", "H", "R", "K", "SOFTMAX", "DROPOUT"],
-    prune_configs_by={"early_config_prune": keep_requested_body},
-)
-@_heuristics(("BLOCK_T", "BLOCK_K", "BLOCK_R"))
-@triton.jit
-def dynamic_grad_w_kernel(
-    x_ptr,  # (B, T, C)
-    g_ptr,  # (B, T, C) grad_out
-    w_ptr,  # (B, T, H, K) logits
-    seed_ptr,
-    gw_ptr,  # (B, T, H, K) gradient of the logits, dtype of the weight
-    lse_ptr,  # (B, T, H) float32, written when SOFTMAX
-    B,
-    T,
-    T_BUCKET,  # autotune key only: next power of two of T
-    C,
-    H,
-    R,
-    K,
-    padding_l,
-    dropout_p,
-    keep_scale,
-    SOFTMAX: tl.constexpr,
-    DROPOUT: tl.constexpr,
-    TILE: tl.constexpr,
-    MAX_BLOCK_R: tl.constexpr,
-    BAND: tl.constexpr,
-    BLOCK_T: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-    BLOCK_R: tl.constexpr,
-):
-    t0 = tl.program_id(0) * BLOCK_T
-    h = tl.program_id(1)
-    b = tl.program_id(2)
-    t = t0 + tl.arange(0, BLOCK_T)
-    t_ok = t < T
-    tile = (b.to(tl.int64) * T + t0) * C
-    x_tile = x_ptr + tile
-    g_tile = g_ptr + tile
-    w_first = (b.to(tl.int64) * T + t0) * H  # flat row of (b, t0, head 0)
-    rows = (t - t0) * H + h  # (BLOCK_T,) rows relative to w_first
-    seed = 0
-    if DROPOUT:
-        seed = tl.load(seed_ptr)
-
-    if SOFTMAX:
-        lse = tl.reshape(row_logsumexp(w_ptr + w_first * K, rows[:, None], t_ok[:, None], K, BLOCK_K), (BLOCK_T,))
-        tl.store(lse_ptr + w_first + rows, lse, mask=t_ok)
-    else:
-        lse = tl.zeros((BLOCK_T,), tl.float32)
-    if BAND > 0:
-        band_grad_w(
-            x_tile, g_tile, w_ptr + w_first * K, gw_ptr + w_first * K, lse, seed, t, t0, t_ok, T, C, H, h, R, K,
-            padding_l, dropout_p, keep_scale, w_first, SOFTMAX, DROPOUT, BLOCK_T, BLOCK_R, BAND,
-        )  # fmt: skip
-    else:
-        taps_grad_w(
-            x_tile, g_tile, w_ptr + w_first * K, gw_ptr + w_first * K, lse, seed, t, t0, t_ok, T, C, H, h, R, K,
-            padding_l, dropout_p, keep_scale, w_first, SOFTMAX, DROPOUT, BLOCK_T, BLOCK_K, BLOCK_R,
-        )  # fmt: skip
 
 
 @triton.jit
@@ -292,7 +225,7 @@ def light_partial_grid(meta):
 
 
 @triton.autotune(configs=GRAD_W_CONFIGS, key=["T_BUCKET", "H", "R", "K"])
-@_heuristics(("BLOCK_T", "BLOCK_K", "BLOCK_R"))
+@block_heuristics(("BLOCK_T", "BLOCK_K", "BLOCK_R"))
 @triton.jit
 def light_grad_w_partial_kernel(
     x_ptr,  # (B, T, C)

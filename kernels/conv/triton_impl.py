@@ -2,13 +2,13 @@
 
 ``forward``/``backward`` have the signatures of :mod:`.reference`. They only
 allocate and launch (nothing reads tensor values on the host, so there is no
-device synchronisation); the kernels live in :mod:`.triton_conv` and
-:mod:`.triton_grad_w`.
+device synchronisation); the kernels live in :mod:`.triton_conv`,
+:mod:`.triton_grad_w` and :mod:`.triton_backward`.
 
 Launch sequence of ``backward``:
 
-* dynamic: ``dynamic_grad_w_kernel`` (grad of the logits, and the row
-  log-sum-exp), then ``conv_taps_kernel`` transposed for grad_x using it;
+* dynamic: ``row_lse_kernel`` (the softmax statistics of every weight row;
+  only with the softmax), then ``dynamic_backward_kernel`` for both gradients;
 * lightweight: ``light_grad_w_partial_kernel`` and ``light_grad_w_reduce_kernel``
   for the weight, ``conv_taps_kernel`` transposed for grad_x.
 """
@@ -22,6 +22,7 @@ import torch
 from .. import backend
 from ..aot import POINTER_TYPES, KernelSpec, config_text, make_spec
 from ..triton_common import KEEP_MASK_BLOCK, cdiv, dropconnect_keep_mask, keep_mask_kernel, launch, next_pow2
+from . import triton_backward as tb
 from . import triton_conv as tc
 from . import triton_grad_w as tg
 
@@ -82,27 +83,28 @@ def backward(grad_out, x, weight, padding_l: int, weight_softmax: bool, dropout_
     seed_t, p, scale, drop = dropout = _dropout(weight, dropout_p, seed)
     grad_w = empty(weight.shape, weight.dtype, weight.device)
     grad_x = empty(x.shape, x.dtype, x.device)
-    lse = weight  # placeholder pointer unless the dynamic softmax writes it
     with _on_device(x):
         if weight.dim() == 4:
+            lse = weight  # placeholder pointer without the softmax
             if weight_softmax:
                 lse = empty((B, T, H), torch.float32, x.device)
+                tb.row_lse_kernel[tb.lse_grid](weight, lse, B * T * H, K)
             launch(
-                tg.dynamic_grad_w_kernel, tg.dynamic_grid,
-                x, grad_out, weight, seed_t, grad_w, lse, B, T, _bucket(T), C, H, R, K, padding_l, p, scale,
+                tb.dynamic_backward_kernel, tb.backward_grid,
+                x, grad_out, weight, lse, seed_t, grad_x, grad_w, B, T, _bucket(T), C, H, R, K, padding_l, p, scale,
                 SOFTMAX=weight_softmax, DROPOUT=drop,
             )  # fmt: skip
-        else:
-            parts = B * cdiv(T, tg.ROWS_PER_SPLIT)
-            partial = empty((parts, H, K), torch.float32, x.device)
-            launch(
-                tg.light_grad_w_partial_kernel, tg.light_partial_grid,
-                x, grad_out, partial, B, T, _bucket(T), C, H, R, K, padding_l, ROWS_PER_SPLIT=tg.ROWS_PER_SPLIT,
-            )  # fmt: skip
-            tg.light_grad_w_reduce_kernel[(H,)](
-                partial, weight, seed_t, grad_w, parts, H, K, p, scale, SOFTMAX=weight_softmax, DROPOUT=drop
-            )
-        _conv(grad_out, weight, lse, grad_x, dims, padding_l, weight_softmax, dropout, True)
+            return grad_x, grad_w
+        parts = B * cdiv(T, tg.ROWS_PER_SPLIT)
+        partial = empty((parts, H, K), torch.float32, x.device)
+        launch(
+            tg.light_grad_w_partial_kernel, tg.light_partial_grid,
+            x, grad_out, partial, B, T, _bucket(T), C, H, R, K, padding_l, ROWS_PER_SPLIT=tg.ROWS_PER_SPLIT,
+        )  # fmt: skip
+        tg.light_grad_w_reduce_kernel[(H,)](
+            partial, weight, seed_t, grad_w, parts, H, K, p, scale, SOFTMAX=weight_softmax, DROPOUT=drop
+        )
+        _conv(grad_out, weight, weight, grad_x, dims, padding_l, weight_softmax, dropout, True)
     return grad_x, grad_w
 
 
@@ -117,18 +119,18 @@ def _conv_specs(dtype: str, ptr: str):
     types = {"x_ptr": ptr, "w_ptr": ptr, "lse_ptr": "*fp32", "seed_ptr": "*i64", "out_ptr": ptr,
              "dropout_p": "fp32", "keep_scale": "fp32"}  # fmt: skip
     specs = []
-    for dynamic in (False, True):
-        for transposed in (False, True):
-            name = f"conv_taps[{'dynamic' if dynamic else 'light'}{',transposed' if transposed else ''}]"
-            for cfg in tc.CONV_CONFIGS:
-                derived = tc.conv_heuristics({**_SHAPE, **cfg.kwargs})
-                flags = {"DYNAMIC": dynamic, "TRANSPOSED": transposed, "SOFTMAX": True, "DROPOUT": True}
-                specs.append(make_spec(
-                    name, fn, types, {**flags, **cfg.kwargs, **derived},
-                    num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-                    aligned=("x_ptr", "w_ptr", "lse_ptr", "out_ptr", "C", "H", "R"),
-                    vector_loads=("x_ptr",), config=config_text(cfg, derived), dtype=dtype,
-                ))  # fmt: skip
+    # Dynamic conv's transpose runs inside dynamic_backward_kernel, not as conv_taps.
+    for dynamic, transposed in ((False, False), (False, True), (True, False)):
+        name = f"conv_taps[{'dynamic' if dynamic else 'light'}{',transposed' if transposed else ''}]"
+        for cfg in tc.CONV_CONFIGS:
+            derived = tc.conv_heuristics({**_SHAPE, **cfg.kwargs})
+            flags = {"DYNAMIC": dynamic, "TRANSPOSED": transposed, "SOFTMAX": True, "DROPOUT": True}
+            specs.append(make_spec(
+                name, fn, types, {**flags, **cfg.kwargs, **derived},
+                num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+                aligned=("x_ptr", "w_ptr", "lse_ptr", "out_ptr", "C", "H", "R"),
+                vector_loads=("x_ptr",), config=config_text(cfg, derived), dtype=dtype,
+            ))  # fmt: skip
     return specs
 
 
@@ -144,12 +146,18 @@ def _grad_w_specs(dtype: str, ptr: str):
     for cfg in tg.DYNAMIC_GRAD_W_CONFIGS:
         derived, common = _grad_w_launch(cfg, dtype)
         specs.append(make_spec(
-            "dynamic_grad_w", tg.dynamic_grad_w_kernel.fn.fn,
-            {"x_ptr": ptr, "g_ptr": ptr, "w_ptr": ptr, "seed_ptr": "*i64", "gw_ptr": ptr, "lse_ptr": "*fp32",
-             "dropout_p": "fp32", "keep_scale": "fp32"},
+            "dynamic_backward", tb.dynamic_backward_kernel.fn.fn,
+            {"x_ptr": ptr, "g_ptr": ptr, "w_ptr": ptr, "lse_ptr": "*fp32", "seed_ptr": "*i64", "gx_ptr": ptr,
+             "gw_ptr": ptr, "dropout_p": "fp32", "keep_scale": "fp32"},
             {"SOFTMAX": True, "DROPOUT": True, **cfg.kwargs, **derived},
-            aligned=("x_ptr", "g_ptr", "w_ptr", "gw_ptr", "lse_ptr", "C", "H", "R"), **common,
+            aligned=("x_ptr", "g_ptr", "w_ptr", "lse_ptr", "gx_ptr", "gw_ptr", "C", "H", "R"), **common,
         ))  # fmt: skip
+    derived = tb.lse_blocks(_SHAPE["K"])
+    specs.append(make_spec(
+        "row_lse", tb.row_lse_kernel.fn, {"w_ptr": ptr, "lse_ptr": "*fp32"}, derived,
+        aligned=("w_ptr", "lse_ptr"), num_warps=4, num_stages=3,
+        config=" ".join(f"{k}={v}" for k, v in derived.items()) + " w4s3", dtype=dtype,
+    ))  # fmt: skip
     for cfg in tg.GRAD_W_CONFIGS:
         derived, common = _grad_w_launch(cfg, dtype)
         specs.append(make_spec(
