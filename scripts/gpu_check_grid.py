@@ -30,7 +30,7 @@ import test_conv_triton as tct  # noqa: E402
 import test_talk_reference as ttr  # noqa: E402
 import test_talk_triton as ttt  # noqa: E402
 from lightconv_kernels import talk_conv, triton_common  # noqa: E402
-from lightconv_kernels.conv import triton_grad_w  # noqa: E402
+from lightconv_kernels.conv import triton_backward  # noqa: E402
 from lightconv_kernels.conv import triton_impl as conv_impl  # noqa: E402
 from lightconv_kernels.talk import triton_impl as talk_impl  # noqa: E402
 
@@ -106,7 +106,7 @@ def _conv_case(op, case, dtype, config=None):
         mp.setattr(conv_impl, "empty", tct._poisoned)
         if config is not None:
             mp.setattr(triton_common, "FORCE_CONFIG", config)
-            mp.setattr(triton_grad_w, "ROWS_PER_SPLIT", 24)
+            mp.setattr(triton_backward, "LIGHT_SPLIT", 16)
         torch.manual_seed(0)  # the DropConnect seed, as in the tests' fixture
         x, w, g = tct._inputs(op, case, dtype, seed=config or 0)
         got = tct._run_kernels(mp, op, case, x, w, g)
@@ -222,7 +222,7 @@ def autotune_choices() -> list:
     import importlib
 
     rows = []
-    for module in ("lightconv_kernels.conv.triton_conv", "lightconv_kernels.conv.triton_grad_w",
+    for module in ("lightconv_kernels.conv.triton_conv", "lightconv_kernels.conv.triton_backward",
                    "lightconv_kernels.talk.triton_fwd", "lightconv_kernels.talk.triton_bwd"):
         mod = importlib.import_module(module)
         for name, obj in sorted(vars(mod).items()):

@@ -132,8 +132,8 @@ def host_breakdown(dtype, reps: int = 300, device: str = "cuda") -> list:
     x = torch.randn(B, T, cb.C, dtype=dtype, device=device, requires_grad=True)
     w = torch.randn(B, T, H, K, dtype=dtype, device=device)
     g, out = torch.randn_like(x), torch.empty_like(x)
-    args = (x, w, w, w, out, B, T, 16, cb.C, H, R, K, K // 2, 0.0, 1.0)
-    flags = dict(DYNAMIC=True, TRANSPOSED=False, SOFTMAX=True, DROPOUT=False)
+    args = (x, w, w, out, B, T, 16, cb.C, H, R, K, K // 2, 0.0, 1.0)
+    flags = dict(DYNAMIC=True, SOFTMAX=True, DROPOUT=False)
     best = tc.conv_taps_kernel.configs[0].all_kwargs()
     meta = {**best, **tc.conv_heuristics({"R": R, "H": H, **best})}
     jit, grid = tc.conv_taps_kernel.fn.fn, tc.conv_grid({"T": T, "H": H, "R": R, "B": B, **meta})
@@ -202,9 +202,9 @@ def body_times(B: int, dtype, Ks=(3, 31)) -> list:
     kernel's list, modulo its length, as in ``triton_common.launch``.
     """
     from lightconv_kernels import triton_common
-    from lightconv_kernels.conv import triton_conv, triton_grad_w
+    from lightconv_kernels.conv import triton_backward, triton_conv
 
-    n = max(len(triton_conv.CONV_CONFIGS), len(triton_grad_w.DYNAMIC_GRAD_W_CONFIGS))
+    n = max(len(triton_conv.CONV_CONFIGS), len(triton_backward.BACKWARD_CONFIGS))
     rows, before = [], triton_common.FORCE_CONFIG
     try:
         for i in range(n):
@@ -216,11 +216,11 @@ def body_times(B: int, dtype, Ks=(3, 31)) -> list:
 
 
 def config_label(kernel: str, index: int) -> str:
-    from lightconv_kernels.conv import triton_conv, triton_grad_w
+    from lightconv_kernels.conv import triton_backward, triton_conv
 
     if kernel == "row_lse_kernel":
         return "(not autotuned)"
-    configs = triton_conv.CONV_CONFIGS if kernel.startswith("conv") else triton_grad_w.DYNAMIC_GRAD_W_CONFIGS
+    configs = triton_conv.CONV_CONFIGS if kernel.startswith("conv") else triton_backward.BACKWARD_CONFIGS
     cfg = configs[index % len(configs)]
     return " ".join(f"{k}={v}" for k, v in cfg.kwargs.items()) + f" w{cfg.num_warps}"
 

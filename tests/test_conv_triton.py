@@ -23,7 +23,7 @@ from ref_conv_loop import conv_loop, normalized_taps
 
 import lightconv_kernels as lk
 from lightconv_kernels import triton_common
-from lightconv_kernels.conv import triton_backward, triton_band, triton_conv, triton_grad_w, triton_impl
+from lightconv_kernels.conv import triton_backward, triton_band, triton_conv, triton_impl
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 FP32_TOL = 1e-5
@@ -170,7 +170,8 @@ def _use_body(monkeypatch, body: str):
 @pytest.mark.parametrize("body", ["taps", "band"])
 def test_conv_body_env_restricts_the_autotuner_and_the_interpreter(monkeypatch, body):
     monkeypatch.setenv("LIGHTCONV_CONV_BODY", body)
-    for kernel in (triton_conv.conv_taps_kernel, triton_backward.dynamic_backward_kernel):
+    for kernel in (triton_conv.conv_taps_kernel, triton_backward.dynamic_backward_kernel,
+                   triton_backward.light_backward_kernel):
         assert kernel.early_config_prune is triton_band.keep_requested_body
         kept = kernel.early_config_prune(kernel.configs, None)
         assert kept and all(bool(c.kwargs["BAND"]) == (body == "band") for c in kept)
@@ -201,8 +202,8 @@ def test_bad_conv_body_env_fails_before_any_launch(monkeypatch):
 
 
 def test_one_config_index_selects_the_same_body_of_every_kernel():
-    assert triton_grad_w.DYNAMIC_GRAD_W_CONFIGS[TAPS_CONFIG].kwargs["BAND"] == 0
-    assert triton_grad_w.DYNAMIC_GRAD_W_CONFIGS[BAND_CONFIG].kwargs["BAND"] > 0
+    assert triton_backward.BACKWARD_CONFIGS[TAPS_CONFIG].kwargs["BAND"] == 0
+    assert triton_backward.BACKWARD_CONFIGS[BAND_CONFIG].kwargs["BAND"] > 0
     assert triton_conv.CONV_CONFIGS[BAND_CONFIG].kwargs["BAND"] > 0
 
 
@@ -252,9 +253,7 @@ def test_mixed_dtypes(monkeypatch, op):
     assert _rel_error(got[2], ref[2]) <= FP32_TOL
 
 
-N_CONFIGS = max(
-    len(triton_conv.CONV_CONFIGS), len(triton_grad_w.GRAD_W_CONFIGS), len(triton_grad_w.DYNAMIC_GRAD_W_CONFIGS)
-)
+N_CONFIGS = max(len(triton_conv.CONV_CONFIGS), len(triton_backward.BACKWARD_CONFIGS))
 
 
 @pytest.mark.parametrize("config", range(N_CONFIGS), ids=lambda i: f"config{i}")
@@ -264,11 +263,11 @@ def test_every_autotune_config(monkeypatch, op, config):
 
     Each kernel runs configuration number ``config`` (modulo its count)
     instead of the autotuner's choice (see ``triton_common.launch``). The
-    lightweight weight gradient is split into 24-row partial sums, which no
-    BLOCK_T divides.
+    lightweight backward runs in 16-position splits here, so T = 70 ends in a
+    ragged one and each split takes several blocks of tap products.
     """
     monkeypatch.setattr(triton_common, "FORCE_CONFIG", config)
-    monkeypatch.setattr(triton_grad_w, "ROWS_PER_SPLIT", 24)
+    monkeypatch.setattr(triton_backward, "LIGHT_SPLIT", 16)
     case = Case(2, 70, 128, 2, 5, "centre", dropout=0.2)
     x, w, g = _inputs(op, case, torch.float32, seed=config)
     got = _run_kernels(monkeypatch, op, case, x, w, g)
@@ -280,7 +279,7 @@ def test_every_autotune_config(monkeypatch, op, config):
 
 def test_light_grad_w_is_reproducible(monkeypatch):
     case = Case(2, 50, 12, 3, 7, "centre")
-    monkeypatch.setattr(triton_grad_w, "ROWS_PER_SPLIT", 16)
+    monkeypatch.setattr(triton_backward, "LIGHT_SPLIT", 16)
     x, w, g = _inputs("light", case, torch.float32)
     first = _run_kernels(monkeypatch, "light", case, x, w, g)[2]
     second = _run_kernels(monkeypatch, "light", case, x, w, g)[2]

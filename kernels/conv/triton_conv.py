@@ -1,4 +1,4 @@
-"""The convolution kernel: forward, and its transpose for the gradient of x.
+"""The forward convolution kernel, and the tap-by-tap sweep the backward kernels reuse.
 
 One program computes a (BLOCK_T positions) x (BLOCK_H heads) x (BLOCK_R
 channels per head) tile of the output of one batch row. Grouping channels by
@@ -14,13 +14,12 @@ explicitly. With BAND > 0 in its configuration the kernel instead holds one
 head per program and multiplies a band matrix of taps on the tensor cores
 (:mod:`.triton_band`); the autotuner chooses between the two per shape.
 
-TRANSPOSED computes ``grad_x[j] = sum_k w[j - k + pad, k] * grad_out[j - k + pad]``:
-the same sweep with the shift reversed and the (dynamic) weight taken at the
-source row. Its softmax statistics then come from ``lse_ptr`` (one float
-per position and head, from ``row_lse_kernel``), so that no tap is normalised K
-times. The launchers run that dynamic transpose inside the fused backward
-kernel of :mod:`.triton_backward` (through :func:`taps_conv` and
-``band_conv``); the lightweight transpose runs here.
+The sweep :func:`taps_conv` (and ``band_conv``) also runs transposed, for
+grad_x inside the fused backward kernels of :mod:`.triton_backward`:
+``grad_x[j] = sum_k w[j - k + pad, k] * grad_out[j - k + pad]``, the same sweep
+with the shift reversed and the (dynamic) weight taken at the source row,
+whose softmax statistics then come from ``lse_tile`` (one float per position
+and head, written by ``row_lse_kernel``) so that no tap is normalised K times.
 """
 
 from __future__ import annotations
@@ -92,7 +91,7 @@ def conv_heuristics(args):
 
 @triton.autotune(
     configs=CONV_CONFIGS,
-    key=["T_BUCKET", "H", "R", "K", "DYNAMIC", "TRANSPOSED", "SOFTMAX", "DROPOUT"],
+    key=["T_BUCKET", "H", "R", "K", "DYNAMIC", "SOFTMAX", "DROPOUT"],
     prune_configs_by={"early_config_prune": keep_requested_body},
 )
 @triton.heuristics(
@@ -103,9 +102,8 @@ def conv_heuristics(args):
 )
 @triton.jit
 def conv_taps_kernel(
-    x_ptr,  # (B, T, C) input; grad_out when TRANSPOSED
+    x_ptr,  # (B, T, C)
     w_ptr,  # (H, K) or (B, T, H, K) logits (or taps without SOFTMAX)
-    lse_ptr,  # (B, T, H) float32 log-sum-exp; read only when TRANSPOSED and DYNAMIC and SOFTMAX
     seed_ptr,  # (1,) int64; read only with DROPOUT
     out_ptr,  # (B, T, C), dtype of the result
     B,
@@ -119,7 +117,6 @@ def conv_taps_kernel(
     dropout_p,
     keep_scale,
     DYNAMIC: tl.constexpr,
-    TRANSPOSED: tl.constexpr,
     SOFTMAX: tl.constexpr,
     DROPOUT: tl.constexpr,
     BLOCK_T: tl.constexpr,
@@ -148,34 +145,31 @@ def conv_taps_kernel(
     if DYNAMIC:
         w_first = (b.to(tl.int64) * T + t0) * H  # flat row of (b, t0, head 0)
         w_tile = w_ptr + w_first * K
-        lse_tile = lse_ptr + w_first
         own_rows = (t - t0)[:, None] * H + h[None, :]  # (BLOCK_T, BLOCK_H)
         own_ok = t_ok[:, None] & h_ok[None, :]
     else:
         w_first = 0
         w_tile = w_ptr
-        lse_tile = lse_ptr
         own_rows = h[None, :]  # (1, BLOCK_H): one kernel for all positions
         own_ok = h_ok[None, :]
 
     lse = tl.zeros(own_rows.shape, tl.float32)
     if SOFTMAX:
-        if not (DYNAMIC and TRANSPOSED):
-            lse = row_logsumexp_by_tap(w_tile, own_rows, own_ok, K)
+        lse = row_logsumexp_by_tap(w_tile, own_rows, own_ok, K)
     seed = 0
     if DROPOUT:
         seed = tl.load(seed_ptr)
 
     if BAND > 0:
         acc = band_conv(
-            x_tile, w_tile, lse_tile, lse, seed, t, t0, t_ok, T, C, H, h, h_first * R + r, r < R, K, padding_l,
+            x_tile, w_tile, w_tile, lse, seed, t, t0, t_ok, T, C, H, h, h_first * R + r, r < R, K, padding_l,
             dropout_p, keep_scale, w_first,
-            DYNAMIC, TRANSPOSED, SOFTMAX, DROPOUT, BLOCK_T, BLOCK_R, BAND,
+            DYNAMIC, False, SOFTMAX, DROPOUT, BLOCK_T, BLOCK_R, BAND,
         )[:, None, :]  # fmt: skip
     else:
         acc = taps_conv(
-            x_tile, w_tile, lse_tile, lse, seed, t, t0, t_ok, T, C, H, h, h_ok, chan, chan_ok, own_rows, own_ok,
-            K, padding_l, dropout_p, keep_scale, w_first, DYNAMIC, TRANSPOSED, SOFTMAX, DROPOUT,
+            x_tile, w_tile, w_tile, lse, seed, t, t0, t_ok, T, C, H, h, h_ok, chan, chan_ok, own_rows, own_ok,
+            K, padding_l, dropout_p, keep_scale, w_first, DYNAMIC, False, SOFTMAX, DROPOUT,
             BLOCK_T, BLOCK_H, BLOCK_R,
         )  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""Kernels for the gradient of the weight logits.
+"""Weight-gradient bodies of the convolution, and the lightweight reduction kernel.
 
 Both ops need, per head h and tap k, dots of grad_out with shifted x:
 ``d[t, k] = sum_r grad_out[t, h, r] * x[t + k - pad, h, r]``. :func:`tap_dots`
@@ -10,27 +10,27 @@ window of x, reading along the contiguous channels of the head.
   of one program DropConnect and the softmax backward ``p * (dn - sum_k dn * p)``,
   which needs all K taps of a row. K beyond one BLOCK_K chunk takes a first pass
   for ``sum_k dn * p`` and recomputes the other chunks in a second, so registers
-  stay bounded for any K. The kernel that runs them, together with grad_x, is
-  :mod:`.triton_backward`.
+  stay bounded for any K.
 * Lightweight conv: the taps are shared, so d is summed over b and t too.
   Programs write per-(batch, time-split, head) partial sums to a float32 buffer
-  and a second kernel adds them up in a fixed order: no atomics, so for a given
-  launch configuration the result is bitwise reproducible.
+  and :func:`light_grad_w_reduce_kernel` adds them up in a fixed order: no
+  atomics, so for a given launch configuration the result is bitwise
+  reproducible.
 
-The dynamic gradient has a second body, chosen by configurations with BAND > 0:
-the dots of a block of positions come from ``tl.dot`` (grad_out against the
-band of source rows, :mod:`.triton_band`) instead of K products per channel.
+The kernels that run these bodies, each together with grad_x, are in
+:mod:`.triton_backward`. The dynamic gradient has a second body, chosen by
+configurations with BAND > 0: the dots of a block of positions come from
+``tl.dot`` (grad_out against the band of source rows, :mod:`.triton_band`)
+instead of K products per channel.
 """
 
 from __future__ import annotations
 
-import functools
-
 import triton
 import triton.language as tl
 
-from ..triton_common import cdiv, dropconnect_keep, next_pow2
-from .triton_band import band_grad_dots, band_window, keep_requested_body
+from ..triton_common import dropconnect_keep, next_pow2
+from .triton_band import band_grad_dots, band_window
 
 
 @triton.jit
@@ -85,42 +85,6 @@ def through_dropconnect(d, seed, flat_index, dropout_p, keep_scale, DROPOUT: tl.
     if DROPOUT:
         d = tl.where(dropconnect_keep(seed, flat_index, dropout_p), d * keep_scale, 0.0)
     return d
-
-
-# TILE bounds the largest block a program holds: (BLOCK_T, BLOCK_K, BLOCK_R)
-# products tap by tap, or (BLOCK_T, BAND) dots in the band body (BAND > 0,
-# dynamic kernel only; tl.dot needs every side >= 16).
-GRAD_W_CONFIGS = [
-    triton.Config({"TILE": 4096, "MAX_BLOCK_R": 32}, num_warps=4, num_stages=2),
-    triton.Config({"TILE": 8192, "MAX_BLOCK_R": 64}, num_warps=8, num_stages=2),
-    triton.Config({"TILE": 16384, "MAX_BLOCK_R": 32}, num_warps=8, num_stages=2),
-]
-DYNAMIC_GRAD_W_CONFIGS = [
-    triton.Config({**c.kwargs, "BAND": 0}, num_warps=c.num_warps, num_stages=c.num_stages) for c in GRAD_W_CONFIGS
-] + [
-    triton.Config({"TILE": 2048, "MAX_BLOCK_R": 32, "BAND": 32}, num_warps=4, num_stages=2),
-    triton.Config({"TILE": 1024, "MAX_BLOCK_R": 64, "BAND": 16}, num_warps=4, num_stages=2),
-]
-
-
-@functools.lru_cache(maxsize=None)
-def _blocks(K: int, R: int, TILE: int, MAX_BLOCK_R: int, BAND: int) -> dict:
-    """Block sizes of a weight-gradient launch (cached: it runs at every launch)."""
-    block_k = min(next_pow2(K), 32)
-    if BAND:
-        block_r = min(max(16, next_pow2(R)), MAX_BLOCK_R)
-        return {"BLOCK_T": TILE // BAND, "BLOCK_K": block_k, "BLOCK_R": block_r}
-    block_r = min(next_pow2(R), MAX_BLOCK_R)
-    block_t = max(1, min(128, TILE // (block_k * block_r)))
-    return {"BLOCK_T": block_t, "BLOCK_K": block_k, "BLOCK_R": block_r}
-
-
-def grad_w_heuristics(args):
-    return _blocks(args["K"], args["R"], args["TILE"], args["MAX_BLOCK_R"], args.get("BAND", 0))
-
-
-def block_heuristics(names):
-    return triton.heuristics({n: (lambda a, n=n: grad_w_heuristics(a)[n]) for n in names})
 
 
 @triton.jit
@@ -212,57 +176,6 @@ def band_grad_w(
         if SOFTMAX:
             d = p * (d - dot[:, None])
         tl.store(gw_tile + offsets, d.to(gw_tile.dtype.element_ty), mask=ok)
-
-
-# Rows of T handled by one lightweight partial-sum program: it bounds the
-# partial buffer to B * ceil(T / ROWS_PER_SPLIT) * H * K floats whatever T is,
-# and does not depend on the autotune config (so neither does the buffer).
-ROWS_PER_SPLIT = 512
-
-
-def light_partial_grid(meta):
-    return (cdiv(meta["T"], meta["ROWS_PER_SPLIT"]), meta["H"], meta["B"])
-
-
-@triton.autotune(configs=GRAD_W_CONFIGS, key=["T_BUCKET", "H", "R", "K"])
-@block_heuristics(("BLOCK_T", "BLOCK_K", "BLOCK_R"))
-@triton.jit
-def light_grad_w_partial_kernel(
-    x_ptr,  # (B, T, C)
-    g_ptr,  # (B, T, C) grad_out
-    part_ptr,  # (B * splits, H, K) float32
-    B,
-    T,
-    T_BUCKET,  # autotune key only: next power of two of T
-    C,
-    H,
-    R,
-    K,
-    padding_l,
-    ROWS_PER_SPLIT: tl.constexpr,
-    TILE: tl.constexpr,
-    MAX_BLOCK_R: tl.constexpr,
-    BLOCK_T: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-    BLOCK_R: tl.constexpr,
-):
-    split = tl.program_id(0)
-    h = tl.program_id(1)
-    b = tl.program_id(2)
-    row0 = split * ROWS_PER_SPLIT
-    row_end = tl.minimum(row0 + ROWS_PER_SPLIT, T)
-    split_tile = (b.to(tl.int64) * T + row0) * C  # 64-bit origin; offsets within the split stay 32-bit
-    part_row = (b * tl.num_programs(0) + split) * H + h
-    for k0 in range(0, K, BLOCK_K):
-        kk = k0 + tl.arange(0, BLOCK_K)
-        acc = tl.zeros((BLOCK_T, BLOCK_K), tl.float32)
-        for t0 in range(row0, row_end, BLOCK_T):
-            tile = split_tile + (t0 - row0) * C
-            t = t0 + tl.arange(0, BLOCK_T)
-            acc += tap_dots(
-                x_ptr + tile, g_ptr + tile, t, t0, row_end, T, C, h, R, K, k0, padding_l, BLOCK_K, BLOCK_R
-            )
-        tl.store(part_ptr + part_row * K + kk, tl.sum(acc, axis=0), mask=kk < K)
 
 
 def light_reduce_heuristics(args):

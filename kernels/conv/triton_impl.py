@@ -9,8 +9,8 @@ Launch sequence of ``backward``:
 
 * dynamic: ``row_lse_kernel`` (the softmax statistics of every weight row;
   only with the softmax), then ``dynamic_backward_kernel`` for both gradients;
-* lightweight: ``light_grad_w_partial_kernel`` and ``light_grad_w_reduce_kernel``
-  for the weight, ``conv_taps_kernel`` transposed for grad_x.
+* lightweight: ``light_backward_kernel`` (grad_x, and partial sums of the
+  weight gradient), then ``light_grad_w_reduce_kernel`` to add them up.
 """
 
 from __future__ import annotations
@@ -58,29 +58,23 @@ def _on_device(t: torch.Tensor):
     return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
 
 
-def _conv(src, weight, lse, out, dims, padding_l, weight_softmax, dropout, transposed):
-    B, T, C, H, R, K = dims
-    seed_t, p, scale, drop = dropout
-    launch(
-        tc.conv_taps_kernel, tc.conv_grid,
-        src, weight, lse, seed_t, out, B, T, _bucket(T), C, H, R, K, padding_l, p, scale,
-        DYNAMIC=weight.dim() == 4, TRANSPOSED=transposed, SOFTMAX=weight_softmax, DROPOUT=drop,
-    )  # fmt: skip
-
-
 def forward(x, weight, padding_l: int, weight_softmax: bool, dropout_p: float, seed):
     backend.conv_body()  # a bad LIGHTCONV_CONV_BODY fails here, before any launch
-    dims = _dims(x, weight)
-    dropout = _dropout(weight, dropout_p, seed)
+    B, T, C, H, R, K = _dims(x, weight)
+    seed_t, p, scale, drop = _dropout(weight, dropout_p, seed)
     out = empty(x.shape, x.dtype, x.device)
     with _on_device(x):
-        _conv(x, weight, weight, out, dims, padding_l, weight_softmax, dropout, False)
+        launch(
+            tc.conv_taps_kernel, tc.conv_grid,
+            x, weight, seed_t, out, B, T, _bucket(T), C, H, R, K, padding_l, p, scale,
+            DYNAMIC=weight.dim() == 4, SOFTMAX=weight_softmax, DROPOUT=drop,
+        )  # fmt: skip
     return out
 
 
 def backward(grad_out, x, weight, padding_l: int, weight_softmax: bool, dropout_p: float, seed):
-    B, T, C, H, R, K = dims = _dims(x, weight)
-    seed_t, p, scale, drop = dropout = _dropout(weight, dropout_p, seed)
+    B, T, C, H, R, K = _dims(x, weight)
+    seed_t, p, scale, drop = _dropout(weight, dropout_p, seed)
     grad_w = empty(weight.shape, weight.dtype, weight.device)
     grad_x = empty(x.shape, x.dtype, x.device)
     with _on_device(x):
@@ -95,16 +89,17 @@ def backward(grad_out, x, weight, padding_l: int, weight_softmax: bool, dropout_
                 SOFTMAX=weight_softmax, DROPOUT=drop,
             )  # fmt: skip
             return grad_x, grad_w
-        parts = B * cdiv(T, tg.ROWS_PER_SPLIT)
+        split = tb.LIGHT_SPLIT
+        parts = B * cdiv(T, split)
         partial = empty((parts, H, K), torch.float32, x.device)
         launch(
-            tg.light_grad_w_partial_kernel, tg.light_partial_grid,
-            x, grad_out, partial, B, T, _bucket(T), C, H, R, K, padding_l, ROWS_PER_SPLIT=tg.ROWS_PER_SPLIT,
+            tb.light_backward_kernel, tb.light_grid,
+            x, grad_out, weight, seed_t, grad_x, partial, B, T, _bucket(T), C, H, R, K, padding_l, p, scale,
+            SOFTMAX=weight_softmax, DROPOUT=drop, SPLIT=split,
         )  # fmt: skip
         tg.light_grad_w_reduce_kernel[(H,)](
             partial, weight, seed_t, grad_w, parts, H, K, p, scale, SOFTMAX=weight_softmax, DROPOUT=drop
         )
-        _conv(grad_out, weight, weight, grad_x, dims, padding_l, weight_softmax, dropout, True)
     return grad_x, grad_w
 
 
@@ -114,66 +109,66 @@ def backward(grad_out, x, weight, padding_l: int, weight_softmax: bool, dropout_
 # DropConnect on). Specialisation matches a real launch: pointers, C and R are
 # 16-divisible; T, K and padding_l are not assumed to be.
 _SHAPE = {"B": 8, "T": 4096, "H": 16, "R": 64, "K": 31}
+
+
 def _conv_specs(dtype: str, ptr: str):
     fn = tc.conv_taps_kernel.fn.fn
-    types = {"x_ptr": ptr, "w_ptr": ptr, "lse_ptr": "*fp32", "seed_ptr": "*i64", "out_ptr": ptr,
-             "dropout_p": "fp32", "keep_scale": "fp32"}  # fmt: skip
+    types = {"x_ptr": ptr, "w_ptr": ptr, "seed_ptr": "*i64", "out_ptr": ptr, "dropout_p": "fp32",
+             "keep_scale": "fp32"}  # fmt: skip
     specs = []
-    # Dynamic conv's transpose runs inside dynamic_backward_kernel, not as conv_taps.
-    for dynamic, transposed in ((False, False), (False, True), (True, False)):
-        name = f"conv_taps[{'dynamic' if dynamic else 'light'}{',transposed' if transposed else ''}]"
+    for dynamic in (False, True):
         for cfg in tc.CONV_CONFIGS:
             derived = tc.conv_heuristics({**_SHAPE, **cfg.kwargs})
-            flags = {"DYNAMIC": dynamic, "TRANSPOSED": transposed, "SOFTMAX": True, "DROPOUT": True}
             specs.append(make_spec(
-                name, fn, types, {**flags, **cfg.kwargs, **derived},
-                num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-                aligned=("x_ptr", "w_ptr", "lse_ptr", "out_ptr", "C", "H", "R"),
-                vector_loads=("x_ptr",), config=config_text(cfg, derived), dtype=dtype,
+                f"conv_taps[{'dynamic' if dynamic else 'light'}]", fn, types,
+                {"DYNAMIC": dynamic, "SOFTMAX": True, "DROPOUT": True, **cfg.kwargs, **derived},
+                num_warps=cfg.num_warps, num_stages=cfg.num_stages, vector_loads=("x_ptr",),
+                aligned=("x_ptr", "w_ptr", "out_ptr", "C", "H", "R"), config=config_text(cfg, derived), dtype=dtype,
             ))  # fmt: skip
     return specs
 
 
-def _grad_w_launch(cfg, dtype: str):
-    """Derived block sizes and the KernelSpec options shared by the weight-gradient kernels."""
-    derived = tg.grad_w_heuristics({**_SHAPE, **cfg.kwargs})
-    return derived, dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages, vector_loads=("x_ptr", "g_ptr"),
-                         config=config_text(cfg, derived), dtype=dtype)  # fmt: skip
+def _plain_config(derived: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in derived.items()) + " w4s3"
 
 
-def _grad_w_specs(dtype: str, ptr: str):
+def _tuned(cfg, dtype: str) -> dict:
+    return dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages, vector_loads=("x_ptr", "g_ptr"), dtype=dtype)
+
+
+def _backward_specs(dtype: str, ptr: str):
     specs = []
-    for cfg in tg.DYNAMIC_GRAD_W_CONFIGS:
-        derived, common = _grad_w_launch(cfg, dtype)
+    shared = {"x_ptr": ptr, "g_ptr": ptr, "w_ptr": ptr, "seed_ptr": "*i64", "gx_ptr": ptr,
+              "dropout_p": "fp32", "keep_scale": "fp32"}  # fmt: skip
+    flags = {"SOFTMAX": True, "DROPOUT": True}
+    for cfg in tb.BACKWARD_CONFIGS:
+        derived = tb.dynamic_heuristics({**_SHAPE, **cfg.kwargs})
         specs.append(make_spec(
             "dynamic_backward", tb.dynamic_backward_kernel.fn.fn,
-            {"x_ptr": ptr, "g_ptr": ptr, "w_ptr": ptr, "lse_ptr": "*fp32", "seed_ptr": "*i64", "gx_ptr": ptr,
-             "gw_ptr": ptr, "dropout_p": "fp32", "keep_scale": "fp32"},
-            {"SOFTMAX": True, "DROPOUT": True, **cfg.kwargs, **derived},
-            aligned=("x_ptr", "g_ptr", "w_ptr", "lse_ptr", "gx_ptr", "gw_ptr", "C", "H", "R"), **common,
+            {**shared, "lse_ptr": "*fp32", "gw_ptr": ptr}, {**flags, **cfg.kwargs, **derived},
+            aligned=("x_ptr", "g_ptr", "w_ptr", "lse_ptr", "gx_ptr", "gw_ptr", "C", "H", "R"),
+            config=config_text(cfg, derived), **_tuned(cfg, dtype),
         ))  # fmt: skip
+    for cfg in tb.BACKWARD_CONFIGS:
+        derived = tb.light_heuristics({**_SHAPE, **cfg.kwargs, "SPLIT": tb.LIGHT_SPLIT})
+        specs.append(make_spec(
+            "light_backward", tb.light_backward_kernel.fn.fn,
+            {**shared, "part_ptr": "*fp32"}, {**flags, "SPLIT": tb.LIGHT_SPLIT, **cfg.kwargs, **derived},
+            aligned=("x_ptr", "g_ptr", "w_ptr", "gx_ptr", "part_ptr", "C", "H", "R"),
+            config=config_text(cfg, derived), **_tuned(cfg, dtype),
+        ))  # fmt: skip
+    plain = dict(num_warps=4, num_stages=3, dtype=dtype)  # the two kernels without autotuning
     derived = tb.lse_blocks(_SHAPE["K"])
     specs.append(make_spec(
         "row_lse", tb.row_lse_kernel.fn, {"w_ptr": ptr, "lse_ptr": "*fp32"}, derived,
-        aligned=("w_ptr", "lse_ptr"), num_warps=4, num_stages=3,
-        config=" ".join(f"{k}={v}" for k, v in derived.items()) + " w4s3", dtype=dtype,
+        aligned=("w_ptr", "lse_ptr"), config=_plain_config(derived), **plain,
     ))  # fmt: skip
-    for cfg in tg.GRAD_W_CONFIGS:
-        derived, common = _grad_w_launch(cfg, dtype)
-        specs.append(make_spec(
-            "light_grad_w_partial", tg.light_grad_w_partial_kernel.fn.fn,
-            {"x_ptr": ptr, "g_ptr": ptr, "part_ptr": "*fp32"},
-            {"ROWS_PER_SPLIT": tg.ROWS_PER_SPLIT, **cfg.kwargs, **derived},
-            aligned=("x_ptr", "g_ptr", "part_ptr", "C", "H", "R"), **common,
-        ))  # fmt: skip
     derived = tg.light_reduce_heuristics(_SHAPE)
     specs.append(make_spec(
         "light_grad_w_reduce", tg.light_grad_w_reduce_kernel.fn,
-        {"part_ptr": "*fp32", "w_ptr": ptr, "seed_ptr": "*i64", "gw_ptr": ptr,
-         "dropout_p": "fp32", "keep_scale": "fp32"},
-        {"SOFTMAX": True, "DROPOUT": True, **derived},
-        aligned=("part_ptr", "w_ptr", "gw_ptr", "H"), num_warps=4, num_stages=3,
-        config=" ".join(f"{k}={v}" for k, v in derived.items()) + " w4s3", dtype=dtype,
+        {"part_ptr": "*fp32", "w_ptr": ptr, "seed_ptr": "*i64", "gw_ptr": ptr, "dropout_p": "fp32",
+         "keep_scale": "fp32"},
+        {**flags, **derived}, aligned=("part_ptr", "w_ptr", "gw_ptr", "H"), config=_plain_config(derived), **plain,
     ))  # fmt: skip
     return specs
 
@@ -183,7 +178,7 @@ def kernel_specs() -> list[KernelSpec]:
     specs = []
     for dtype, ptr in POINTER_TYPES.items():
         specs += _conv_specs(dtype, ptr)
-        specs += _grad_w_specs(dtype, ptr)
+        specs += _backward_specs(dtype, ptr)
     specs.append(make_spec(
         "dropconnect_keep_mask", keep_mask_kernel, {"seed_ptr": "*i64", "keep_ptr": "*i8", "dropout_p": "fp32"},
         {"BLOCK": KEEP_MASK_BLOCK}, num_warps=4, num_stages=3, aligned=("keep_ptr",),
