@@ -44,6 +44,11 @@ def _finite(row, *columns):
         assert math.isfinite(v), f"{c} = {row[c]!r} in {row}"
 
 
+# Tests of one xdist group run on one worker, so that this module fixture is
+# built once, not once per worker that runs one of its tests.
+SHARES_MODELS_OUT = pytest.mark.xdist_group("bench_models_out")
+
+
 @pytest.fixture(scope="module")
 def models_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("models")
@@ -73,6 +78,7 @@ def test_bench_layers_smoke(tmp_path):
     assert (tmp_path / "layers.png").stat().st_size > 0
 
 
+@SHARES_MODELS_OUT
 def test_bench_models_smoke(models_out):
     train = bc.read_csv(models_out / "train.csv")
     gen = bc.read_csv(models_out / "generate.csv")
@@ -111,6 +117,7 @@ def test_gpu_check_without_gpu_exits_2():
     assert rc == 2 and "needs a CUDA device" in log
 
 
+@SHARES_MODELS_OUT
 def test_gpu_check_smoke(tmp_path, models_out):
     rc, log = _run("gpu_check.py", "--device", "cpu", "--interpret", "--out", tmp_path, "--models-from", models_out)
     assert rc == 0, log
@@ -135,6 +142,7 @@ def test_gpu_check_smoke(tmp_path, models_out):
     assert (tmp_path / "gpu_check.png").stat().st_size > 0
 
 
+@SHARES_MODELS_OUT
 def test_gpu_check_runs_only_the_parts_asked_for(tmp_path, models_out):
     rc, log = _run("gpu_check.py", "--device", "cpu", "--interpret", "--out", tmp_path, "--models-from", models_out,
                    "--parts", "bench,models")

@@ -83,6 +83,11 @@ LANGUAGE_MODEL = (
 KERNEL = 5  # the largest kernel above: full-forward inputs are at least this long
 
 
+# Tests of one xdist group run on one worker, so that this module fixture is
+# built once, not once per worker that runs one of its tests.
+SHARES_TRAINED = pytest.mark.xdist_group("convert_trained")
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """fairseq's own models, trained side by side: {name: checkpoint_last.pt}, plus the data."""
@@ -129,6 +134,7 @@ def _seq2seq_log_probs(model, task, raw_dir):
         return model.get_normalized_probs(out, log_probs=True)
 
 
+@SHARES_TRAINED
 @pytest.mark.parametrize("conv_type", sorted(VARIANTS))
 def test_generate_gives_fairseqs_hypotheses(conv_type, trained, converter, tmp_path):
     theirs, ours = trained[conv_type], tmp_path / "ours.pt"
@@ -165,6 +171,7 @@ def test_generate_gives_fairseqs_hypotheses(conv_type, trained, converter, tmp_p
         assert (bits - expected).abs().max().item() <= 1e-4, (i, bits.tolist(), expected.tolist())
 
 
+@SHARES_TRAINED
 def test_language_model_log_probs_match(trained, tmp_path):
     ours = tmp_path / "ours_lm.pt"
     log = fc.run("python", SCRIPT, trained["lm"], ours)  # the command line, as users run it
@@ -186,6 +193,7 @@ def test_language_model_log_probs_match(trained, tmp_path):
     assert math.isfinite(nll) and nll < math.log(len(task.source_dictionary))  # it learned something
 
 
+@SHARES_TRAINED
 def test_old_style_checkpoint_with_args_and_embed_out(trained, converter, tmp_path):
     state = torch.load(trained["lightweight"], map_location="cpu", weights_only=True)
     state["args"], state["cfg"] = state["cfg"]["model"], None
@@ -204,6 +212,7 @@ def test_old_style_checkpoint_with_args_and_embed_out(trained, converter, tmp_pa
                                _seq2seq_log_probs(theirs_model, task, raw), rtol=1e-5, atol=1e-5)
 
 
+@SHARES_TRAINED
 def test_only_format_markers_and_unused_conv_bias_are_dropped(trained, converter):
     state = torch.load(trained["dynamic"], map_location="cpu", weights_only=True)
     out, info = converter.convert(state)
@@ -316,6 +325,7 @@ BROKEN = {
 }
 
 
+@SHARES_TRAINED
 @pytest.mark.parametrize("case", sorted(BROKEN))
 def test_conversion_refuses_what_it_cannot_map(case, trained, converter):
     change, words = BROKEN[case]
@@ -328,6 +338,7 @@ def test_conversion_refuses_what_it_cannot_map(case, trained, converter):
         assert word in str(error.value), (word, str(error.value))
 
 
+@SHARES_TRAINED
 def test_command_line_reports_errors_without_writing(trained, converter, tmp_path, capsys):
     state = torch.load(trained["dynamic"], map_location="cpu", weights_only=True)
     state["model"]["decoder.layers.0.mystery.weight"] = torch.zeros(1)

@@ -191,6 +191,11 @@ def run(setting, *args, timeout=120):
                           capture_output=True, text=True, env=_env(), timeout=timeout)
 
 
+# Tests of one xdist group run on one worker, so that this module fixture is
+# built once, not once per worker that runs one of its tests.
+SHARES_END_TO_END = pytest.mark.xdist_group("recipe_lm_end_to_end")
+
+
 @pytest.fixture(scope="module")
 def end_to_end(tmp_path_factory):
     """Both recipes, stages 1-6, started together; {setting: (rc, stdout, stderr, workdir, args)}."""
@@ -212,6 +217,7 @@ def end_to_end(tmp_path_factory):
     return results
 
 
+@SHARES_END_TO_END
 @pytest.mark.parametrize("setting", sorted(TINY))
 def test_stages_1_to_6_on_the_fixture(setting, end_to_end):
     rc, stdout, stderr, workdir, args = end_to_end[setting]

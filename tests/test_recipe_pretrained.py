@@ -52,6 +52,11 @@ def finish(proc, timeout=300):
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+# Tests of one xdist group run on one worker, so that this module fixture is
+# built once, not once per worker that runs one of its tests.
+SHARES_RUN = pytest.mark.xdist_group("recipe_pretrained_run")
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrained")
@@ -77,6 +82,7 @@ def run(tmp_path_factory):
     return {"proc": done, "workdir": workdir, "theirs": theirs}
 
 
+@SHARES_RUN
 def test_runs_end_to_end_and_prints_the_metric_last(run):
     proc, workdir = run["proc"], run["workdir"]
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -92,6 +98,7 @@ def test_runs_end_to_end_and_prints_the_metric_last(run):
     assert {p.name for p in model.iterdir()} == {"model.pt", "dict.de.txt", "dict.en.txt", "bpecodes"}
 
 
+@SHARES_RUN
 def test_hypotheses_are_fairseqs(run):
     ours = (run["workdir"] / "decode" / NAME / "generate-test.txt").read_text()
     h_ours, h_theirs = fc.hypotheses(ours), fc.hypotheses(run["theirs"])
@@ -102,6 +109,7 @@ def test_hypotheses_are_fairseqs(run):
         assert abs(h_ours[i][0] - score) <= 1e-4, (i, h_ours[i][0], score)
 
 
+@SHARES_RUN
 def test_model_folder_loads_through_the_hub_interface(run):
     from lightconv_plugin.models.seq2seq import ConvSeq2SeqModel
 

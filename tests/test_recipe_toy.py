@@ -52,6 +52,11 @@ pytestmark = pytest.mark.skipif(
     reason="needs bash and the fairseq CLIs (make setup)")
 
 
+# Tests of one xdist group run on one worker, so that this module fixture is
+# built once, not once per worker that runs one of its tests.
+SHARES_FULL_RUN = pytest.mark.xdist_group("recipe_toy_run")
+
+
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("toy") / "exp"
@@ -59,6 +64,7 @@ def full_run(tmp_path_factory):
     return workdir, proc, seconds
 
 
+@SHARES_FULL_RUN
 def test_full_run(full_run):
     workdir, proc, seconds = full_run
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -77,6 +83,7 @@ def test_full_run(full_run):
         assert f"stage {n} ({stage.split('.')[1]}): done" in proc.stderr
 
 
+@SHARES_FULL_RUN
 def test_rerun_skips_finished_stages(full_run):
     workdir, first, _ = full_run
     assert first.returncode == 0
@@ -89,6 +96,7 @@ def test_rerun_skips_finished_stages(full_run):
     assert seconds < 20, f"re-run took {seconds:.1f} s"
 
 
+@SHARES_FULL_RUN
 def test_min_bleu_fails_the_recipe(full_run):
     workdir, first, _ = full_run
     assert first.returncode == 0
@@ -98,6 +106,7 @@ def test_min_bleu_fails_the_recipe(full_run):
     assert BLEU_LINE.match(last_line(proc))  # still printed, last
 
 
+@SHARES_FULL_RUN
 def test_changed_settings_are_refused(full_run):
     workdir, first, _ = full_run
     assert first.returncode == 0
