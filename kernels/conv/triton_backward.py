@@ -113,6 +113,50 @@ def row_lse_kernel(w_ptr, lse_ptr, ROWS, K, BLOCK_ROWS: tl.constexpr, BLOCK_K: t
     tl.store(lse_ptr + rows, tl.reshape(lse, (BLOCK_ROWS,)), mask=ok)
 
 
+@triton.jit
+def transposed_sweep(
+    g_tile, gx_tile, w_tile, lse_tile, seed, t, t0, t_ok, T, C, H, h, R, K, padding_l, dropout_p, keep_scale,
+    w_first,
+    DYNAMIC: tl.constexpr, SOFTMAX: tl.constexpr, DROPOUT: tl.constexpr, BAND: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_R: tl.constexpr,
+):  # fmt: skip
+    """Write grad_x of positions t of head h: the conv of grad_out run transposed, BLOCK_R channels at a time.
+
+    Dynamic taps are taken at their source rows, with the statistics of those
+    rows from ``lse_tile``; the head's shared lightweight taps are normalised
+    here, once per program.
+    """
+    heads = h + tl.arange(0, 1)
+    own_rows = heads[None, :]  # (1, 1); the dynamic sweep replaces it by each tap's source rows
+    own_ok = own_rows < H
+    own_lse = tl.zeros((1, 1), tl.float32)
+    if SOFTMAX and not DYNAMIC:
+        own_lse = row_logsumexp_by_tap(w_tile, own_rows, own_ok, K)
+    for r0 in range(0, R, BLOCK_R):
+        r = r0 + tl.arange(0, BLOCK_R)
+        r_ok = r < R
+        chan = h * R + r
+        if BAND > 0:
+            acc = band_conv(
+                g_tile, w_tile, lse_tile, own_lse, seed, t, t0, t_ok, T, C, H, heads, chan, r_ok, K, padding_l,
+                dropout_p, keep_scale, w_first, DYNAMIC, True, SOFTMAX, DROPOUT, BLOCK_T, BLOCK_R, BAND,
+            )  # fmt: skip
+        else:
+            acc = tl.reshape(
+                taps_conv(
+                    g_tile, w_tile, lse_tile, own_lse, seed, t, t0, t_ok, T, C, H, heads, heads < H, chan[None, :],
+                    r_ok[None, :], own_rows, own_ok, K, padding_l, dropout_p, keep_scale, w_first,
+                    DYNAMIC, True, SOFTMAX, DROPOUT, BLOCK_T, 1, BLOCK_R,
+                ),
+                (BLOCK_T, BLOCK_R),
+            )  # fmt: skip
+        tl.store(
+            gx_tile + (t - t0)[:, None] * C + chan[None, :],
+            acc.to(gx_tile.dtype.element_ty),
+            mask=t_ok[:, None] & r_ok[None, :],
+        )
+
+
 def backward_grid(meta):
     return (cdiv(meta["T"], meta["BLOCK_T"]), meta["H"], meta["B"])
 
@@ -177,34 +221,10 @@ def dynamic_backward_kernel(
             dropout_p, keep_scale, w_first, SOFTMAX, DROPOUT, BLOCK_T, BLOCK_K, BLOCK_R,
         )  # fmt: skip
 
-    # grad_x of the same rows; the transposed sweep takes each tap's weight and
-    # statistics at its source row, so the own-row arguments below are unused.
-    heads = h + tl.arange(0, 1)
-    own_rows = rows[:, None]
-    own_ok = t_ok[:, None]
-    for r0 in range(0, R, BLOCK_R):
-        r = r0 + tl.arange(0, BLOCK_R)
-        r_ok = r < R
-        chan = h * R + r
-        if BAND > 0:
-            acc = band_conv(
-                g_tile, w_tile, lse_tile, lse, seed, t, t0, t_ok, T, C, H, heads, chan, r_ok, K, padding_l,
-                dropout_p, keep_scale, w_first, True, True, SOFTMAX, DROPOUT, BLOCK_T, BLOCK_R, BAND,
-            )  # fmt: skip
-        else:
-            acc = tl.reshape(
-                taps_conv(
-                    g_tile, w_tile, lse_tile, lse[:, None], seed, t, t0, t_ok, T, C, H, heads, heads == h,
-                    chan[None, :], r_ok[None, :], own_rows, own_ok, K, padding_l, dropout_p, keep_scale, w_first,
-                    True, True, SOFTMAX, DROPOUT, BLOCK_T, 1, BLOCK_R,
-                ),
-                (BLOCK_T, BLOCK_R),
-            )  # fmt: skip
-        tl.store(
-            gx_ptr + tile + (t - t0)[:, None] * C + chan[None, :],
-            acc.to(gx_ptr.dtype.element_ty),
-            mask=t_ok[:, None] & r_ok[None, :],
-        )
+    transposed_sweep(
+        g_tile, gx_ptr + tile, w_tile, lse_tile, seed, t, t0, t_ok, T, C, H, h, R, K, padding_l, dropout_p,
+        keep_scale, w_first, True, SOFTMAX, DROPOUT, BAND, BLOCK_T, BLOCK_R,
+    )  # fmt: skip
 
 
 def light_grid(meta):
@@ -268,37 +288,11 @@ def light_backward_kernel(
                 )  # fmt: skip
             tl.store(part_ptr + part_row * K + kk, tl.sum(acc, axis=0), mask=kk < K)
     else:  # grad_x of the split: the transposed conv with the head's shared taps
-        t = row0 + tl.arange(0, SPLIT)
-        t_ok = t < T
-        heads = h + tl.arange(0, 1)
-        own_rows = heads[None, :]
-        own_ok = own_rows < H
-        lse = tl.zeros((1, 1), tl.float32)
-        if SOFTMAX:
-            lse = row_logsumexp_by_tap(w_ptr, own_rows, own_ok, K)
         seed = 0
         if DROPOUT:
             seed = tl.load(seed_ptr)
-        for r0 in range(0, R, BLOCK_R):
-            r = r0 + tl.arange(0, BLOCK_R)
-            r_ok = r < R
-            chan = h * R + r
-            if BAND > 0:
-                acc_x = band_conv(
-                    g_tile, w_ptr, w_ptr, lse, seed, t, row0, t_ok, T, C, H, heads, chan, r_ok, K, padding_l,
-                    dropout_p, keep_scale, 0, False, True, SOFTMAX, DROPOUT, SPLIT, BLOCK_R, BAND,
-                )  # fmt: skip
-            else:
-                acc_x = tl.reshape(
-                    taps_conv(
-                        g_tile, w_ptr, w_ptr, lse, seed, t, row0, t_ok, T, C, H, heads, heads < H, chan[None, :],
-                        r_ok[None, :], own_rows, own_ok, K, padding_l, dropout_p, keep_scale, 0,
-                        False, True, SOFTMAX, DROPOUT, SPLIT, 1, BLOCK_R,
-                    ),
-                    (SPLIT, BLOCK_R),
-                )  # fmt: skip
-            tl.store(
-                gx_ptr + tile + (t - row0)[:, None] * C + chan[None, :],
-                acc_x.to(gx_ptr.dtype.element_ty),
-                mask=t_ok[:, None] & r_ok[None, :],
-            )
+        t = row0 + tl.arange(0, SPLIT)
+        transposed_sweep(
+            g_tile, gx_ptr + tile, w_ptr, w_ptr, seed, t, row0, t < T, T, C, H, h, R, K, padding_l, dropout_p,
+            keep_scale, 0, False, SOFTMAX, DROPOUT, BAND, SPLIT, BLOCK_R,
+        )  # fmt: skip
