@@ -6,7 +6,8 @@
 
 1. Correctness (``gpu_check_grid``): every kernel against the interpreter
    tests' float64 references on the tests' shape grid, in fp32, fp16 and
-   bf16, NaN-poisoned outputs, then every autotune configuration once.
+   bf16, NaN-poisoned outputs, then every autotune configuration once; its
+   autotuners time each configuration by one run, not Triton's 125 ms.
 2. The autotuner's choice for every shape it tuned.
 3. Kernel benchmark (``gpu_check_bench``): ``bench_kernels.py``'s cases,
    GB/s and its fraction of the device's peak memory bandwidth.
@@ -120,7 +121,9 @@ def report(out, info, grid, choices, bench, peak_src, goals, model_dirs, timings
           f"\n## Correctness: {len(grid)} comparisons, {len(bad)} mismatches\n",
           "Tolerance per output: 2x plain PyTorch's error in that dtype against the float64 loop, at least "
           "1e-5" + (" (bf16 under this interpreter, which truncates float32 to bf16: at least two roundings)"
-                    if info.get("truncating_bf16") else "") + ". All rows: `grid.csv`.\n"]
+                    if info.get("truncating_bf16") else "") + ". All rows: `grid.csv`. \"autotuned\" rows went "
+          "through the autotuners, which here time each configuration by one run (the kernel benchmark "
+          "autotunes with Triton's own benchmark).\n"]
     summary = {}
     for r in grid:
         key = (r["kernel"], r["dtype"], r["config"] if r["config"].startswith("config") else "autotuned")

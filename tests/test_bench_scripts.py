@@ -181,6 +181,35 @@ def test_gpu_check_grid_covers_the_tests_grid():
     assert Counter(j for s in shares for j in s) == Counter(jobs)
 
 
+def _interpreted(code: str):
+    """Run ``code`` in a fresh process from scripts/, the kernels under the Triton interpreter."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore", TRITON_INTERPRET="1", LIGHTCONV_BACKEND="triton")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=SCRIPTS, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_gpu_check_grid_autotunes_by_one_timed_run_and_forgets_it():
+    """The grid's autotuned cases go through the real autotuners (made to run under the interpreter
+    here), which time every configuration of both kernels by one run; afterwards the kernel
+    benchmark finds empty caches and Triton's own benchmark again."""
+    code = (
+        "import gpu_check_grid as gg\n"
+        "from lightconv_kernels import triton_common\n"
+        "triton_common.chosen_config = lambda kernel: None  # let the autotuners choose, as on a GPU\n"
+        "timed = []\n"
+        "real = gg.one_timed_run\n"
+        "gg.one_timed_run = lambda call, quantiles=None: timed.append(1) or real(call, quantiles)\n"
+        "rows = gg._run_share([('conv', 'dynamic', 0, 'fp32', None)], smoke=True)\n"
+        "assert rows and all(r['status'] == 'ok' for r in rows), rows\n"
+        "tuners = dict(gg.autotuners())\n"
+        "n = len(tuners['conv_taps_kernel'].configs) + len(tuners['dynamic_backward_kernel'].configs)\n"
+        "assert len(timed) == n, (len(timed), n)\n"
+        "assert all(not t.cache and 'do_bench' not in vars(t) for t in tuners.values())\n"
+    )
+    _interpreted(code)
+
+
 def test_gpu_check_host_breakdown_runs_under_the_interpreter():
     """The host-overhead breakdown runs on a GPU only in ``make gpu-check``; here its every row
     (public op, direct backward/forward, autotuned and bare launches, autograd, SDPA) runs once
@@ -195,10 +224,7 @@ def test_gpu_check_host_breakdown_runs_under_the_interpreter():
         "assert md.count('\\n|') == 8 + 2 + 1 + 2 + 10 + 2, md\n"
         "assert 'BAND=16' in md and 'BAND=0' in md, md\n"
     )
-    env = dict(os.environ, PYTHONWARNINGS="ignore", TRITON_INTERPRET="1", LIGHTCONV_BACKEND="triton")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=SCRIPTS, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _interpreted(code)
 
 
 def test_bench_all_smoke_measures_the_ops_under_both_allocator_settings(tmp_path):
