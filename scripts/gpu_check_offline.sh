@@ -16,16 +16,24 @@
 #   fairseq and this checkout on PYTHONPATH, and runs scripts/gpu_check.py
 #   (its model part included: bench_models.py runs fairseq in-process).
 #   A second run on the same machine skips what the first installed.
-# PYTHON names the interpreter (default python3).
+# PYTHON names the interpreter: default python3 for run; for bundle, make setup's .venv
+# when there is one (reading fairseq's source archive needs torch, numpy and Cython).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd -P)
 PY=${PYTHON:-python3}
+if [[ -z "${PYTHON:-}" && "${1:-}" == bundle && -x "$REPO/.venv/bin/python" ]]; then
+    PY=$REPO/.venv/bin/python  # make setup's, which has what reading fairseq's source archive needs
+fi
 FAIRSEQ=fairseq-fixed==0.12.3.1
 die() { echo "gpu_check_offline.sh: $*" >&2; exit 1; }
 
 bundle() {
     local dir=$1 pyv=${2:-3.12}
+    # pip reads the archive's metadata by running fairseq's setup.py, which imports torch; build
+    # isolation would instead download torch for it.
+    "$PY" -c "import torch, numpy, Cython, setuptools" 2>/dev/null \
+        || die "bundle runs fairseq's setup.py, which needs torch, numpy and Cython: run make setup first (its .venv is used), or set PYTHON"
     mkdir -p "$dir"
     local plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
                 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
