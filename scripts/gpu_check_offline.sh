@@ -8,7 +8,7 @@
 #
 # bundle: the few wheels such an image lacks (hydra-core, omegaconf,
 #   antlr4-python3-runtime, bitarray; name more in EXTRA="pkg==ver ...") for
-#   that Python on x86-64 Linux, and fairseq-fixed's source, about 12 MB.
+#   that Python on x86-64 Linux, and fairseq-fixed's source, about 11 MB.
 # run: installs the wheels into a private folder (LIGHTCONV_SITE, default
 #   /tmp/lightconv-site), compiles the three extensions of fairseq that
 #   training and scoring import (two Cython modules and libbleu; not the CUDA
