@@ -1,5 +1,5 @@
 """The summarisation recipe's data side: CNN-DailyMail stage 1 manifest, stage 2
-(recipes/common/summarize_prepare.py) on the fixture of tests/recipe_fixtures.py
+(recipes/common/summarize_prepare.py) on the fixture of tests/recipe_fixtures/
 (CNN_DM_LAYOUT gives the per-split kinds the counts below come from), and the
 ROUGE scorer (recipes/common/rouge.py) against rouge-score called directly."""
 
