@@ -193,6 +193,33 @@ def test_train_halting_only_freezes_everything_else():
     assert trainable == {"decoder.halting.proj.weight", "decoder.halting.proj.bias"}
 
 
+def test_train_halting_only_retrofits_a_plain_model():
+    """A plain model's checkpoint loads into a Depth-Adaptive one whose halting head is to be
+    trained: every other parameter comes from the checkpoint, the head keeps its initialisation.
+    Without --train-halting-only that head would decide exits untrained, so the load refuses."""
+    cfg = small("dynamic", **glu_on("dynamic"))
+    cfg["decoder_layers"], cfg["decoder_kernel_size_list"] = 3, [3, 5, 2]
+    torch.manual_seed(0)
+    plain = build("lcp_seq2seq", FakeTask(), **cfg).state_dict()
+    torch.manual_seed(1)
+    model = build("lcp_seq2seq", FakeTask(), **cfg, exit_classifiers="shared", exit_mode="token-geometric",
+                  train_halting_only=True)
+    head = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("decoder.halting.")}
+    assert head and not head.keys() & plain.keys()
+    model.load_state_dict(dict(plain), strict=True)
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in plain.items())
+    assert all(torch.equal(loaded[k], v) for k, v in head.items())
+
+    untrained = build("lcp_seq2seq", FakeTask(), **cfg, exit_classifiers="shared", exit_mode="token-geometric")
+    with pytest.raises(ValueError, match="no halting head for --exit-mode token-geometric: train one"):
+        untrained.load_state_dict(dict(plain), strict=True)
+    per_block = build("lcp_seq2seq", FakeTask(), **cfg, exit_classifiers="per-block", exit_mode="token-geometric",
+                      train_halting_only=True)
+    with pytest.raises(ValueError, match="no per-block classifiers"):
+        per_block.load_state_dict(dict(plain), strict=True)
+
+
 @pytest.mark.parametrize("overrides,message", [
     ({"exit_threshold": "0.9,x"}, "--exit-threshold: expected numbers >= 0, got '0.9,x'"),
     ({"exit_threshold": "0.9,0.8,0.7"}, "--exit-threshold: 3 values for 3 blocks"),
@@ -268,3 +295,26 @@ def test_mixed_training_is_the_mean_loss_at_sampled_exits():
         lp = F.log_softmax(model.decoder.forward_with_exits(prev, enc, exits), -1)
         expected += -lp.gather(-1, tgt.unsqueeze(-1)).sum() / 3
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_train_halting_only_on_a_trained_model_from_the_command_line(tmp_path, tmp_path_factory):
+    """The README's recipe: --finetune-from-model a plain model's checkpoint with --train-halting-only
+    (a bare flag): only the halting head trains (fairseq's count of trained parameters is its size),
+    and every other parameter in the new checkpoint is the plain model's."""
+    import re
+
+    import cli_helpers as fc
+
+    data = fc.translation_data(tmp_path_factory)
+    common = ("--arch", "dynamicconv_toy", "--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "500",
+              "--max-update", "3")
+    fc.train(data, tmp_path / "plain", *common)
+    log = fc.train(data, tmp_path / "halting", *common, "--finetune-from-model", tmp_path / "plain" / "checkpoint_last.pt",
+                   "--exit-classifiers", "shared", "--exit-mode", "token-geometric", "--train-halting-only",
+                   "--criterion", "depth_adaptive_cross_entropy", "--label-smoothing", "0.1")
+    trained = int(re.search(r"num\. trained: ([\d,]+)", log).group(1).replace(",", ""))
+    assert trained == 128 + 1, log[-2000:]  # token-geometric head: one logit from d = 128 (the toy's width)
+    plain = torch.load(tmp_path / "plain" / "checkpoint_last.pt", weights_only=False)["model"]
+    tuned = torch.load(tmp_path / "halting" / "checkpoint_last.pt", weights_only=False)["model"]
+    assert set(tuned) - set(plain) == {"decoder.halting.proj.weight", "decoder.halting.proj.bias"}
+    assert all(torch.equal(tuned[k], v) for k, v in plain.items())

@@ -53,8 +53,9 @@ def add_depth_adaptive_args(parser):
              "probability; token-geometric: halting probability; sequence and "
              "token-multinomial: cumulative exit probability); one value, or one per block "
              "but the last; 1 or more never leaves early")
-    add("--train-halting-only", type=utils.eval_bool, metavar="BOOL",
-        help="freeze every parameter but the halting head's (train it on a trained model)")
+    add("--train-halting-only", type=utils.eval_bool, nargs="?", const=True, metavar="BOOL",
+        help="freeze every parameter but the halting head's (train it on a trained model, e.g. "
+             "--finetune-from-model of a plain one: the head then starts from its initialisation)")
 
 
 def set_depth_adaptive_defaults(args):
@@ -158,11 +159,38 @@ class DepthAdaptiveDecoder(ConvDecoder):
             self.block_classifiers = nn.ModuleList(nn.Linear(dim, len(dictionary), bias=False) for _ in range(n - 1))
             for layer in self.block_classifiers:
                 nn.init.normal_(layer.weight, mean=0, std=dim**-0.5)
+        self.train_halting_only = bool(args.train_halting_only)
         self.thresholds = parse_thresholds(args.exit_threshold, n)
         self.forced_exit: Optional[int] = None  # every token leaves at this block (analysis, tests)
         self._q_cache: Optional[torch.Tensor] = None  # q(n) of the step being decoded
         self.stats = ExitStats(n)
         self._reported = False
+
+    # ------------------------------------------------------------ checkpoints
+    def upgrade_state_dict_named(self, state_dict, name):
+        """Load a checkpoint that has no halting head: a plain model's, or one trained with another
+        --exit-mode (fairseq calls this, in place, before every load).
+
+        With --train-halting-only the head about to be trained is added to it as initialised
+        here, which is what retrofitting a trained model needs; otherwise that would be an
+        untrained head deciding the exits, so the load stops and says how to train one.
+        """
+        super().upgrade_state_dict_named(state_dict, name)
+        prefix = f"{name}." if name else ""
+        head = {} if self.halting is None else {f"{prefix}halting.{k}": v for k, v in self.halting.state_dict().items()}
+        if not head or any(key in state_dict for key in head):
+            return state_dict
+        if not self.train_halting_only:
+            raise ValueError(
+                f"the checkpoint has no halting head for --exit-mode {self.exit_mode}: train one on it with "
+                "--train-halting-only True (e.g. --finetune-from-model), or decode with --exit-mode confidence")
+        if self.block_classifiers is not None and f"{prefix}block_classifiers.0.weight" not in state_dict:
+            raise ValueError(
+                "--train-halting-only with --exit-classifiers per-block: the checkpoint has no per-block "
+                "classifiers, and they would stay at their random initialisation; train them first, or "
+                "use --exit-classifiers shared (the output projection after every block)")
+        state_dict.update(head)
+        return state_dict
 
     # ------------------------------------------------------------ classifiers
     def exit_logits(self, n: int, h: torch.Tensor) -> torch.Tensor:
