@@ -27,7 +27,9 @@ of the closest noun before it. All three rules are local (within 7 words).
 
 Writes ``results.json`` (every run), ``summary.md`` (the table printed last)
 and ``bleu.png`` under ``--out``. Runs are cached there: a re-run only trains
-what is missing.
+what is missing (more seeds or systems). Another setting (``--max-words``,
+``--updates``, ...) needs another ``--out``: ``settings.json`` records the
+folder's, and a run with other settings stops before any work.
 """
 
 from __future__ import annotations
@@ -176,6 +178,33 @@ def train_and_score(system: str, seed: int, data: Path, raw: Path, out: Path, a)
     return result
 
 
+# Everything a cached run or the corpus depends on; --seeds, --systems and --jobs only add or order runs.
+SETTINGS = ("train_size", "max_words", "updates", "max_tokens", "lr", "dropout", "weight_dropout")
+
+
+def check_settings(out: Path, a) -> None:
+    """Runs and the corpus under --out are reused, so they must come from these settings.
+
+    The first run records them in ``settings.json``; a later run with other
+    settings (or a folder with runs but no record) stops here, before any work,
+    instead of mixing the old runs into a table labelled with the new settings.
+    """
+    wanted = {k: getattr(a, k) for k in SETTINGS}
+    record = out / "settings.json"
+    if record.exists():
+        held = json.loads(record.read_text())
+        diff = {k: (held.get(k), v) for k, v in wanted.items() if held.get(k) != v}
+        if diff:
+            said = ", ".join(f"--{k.replace('_', '-')} {old} -> {new}" for k, (old, new) in diff.items())
+            raise SystemExit(f"{out} holds runs of other settings ({said}); give another --out, or delete it")
+        return
+    if (out / "data-bin").exists() or (out / "runs").exists():
+        raise SystemExit(f"{out} holds runs with no record of their settings ({record.name} is missing); "
+                         "give another --out, or delete it")
+    out.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(wanted, indent=1))
+
+
 def summarise(results, a) -> str:
     lines = [
         f"Short-sentence task (3-{a.max_words} words), DynamicConv 2+2 blocks d=64 kernels [3,7], {a.updates} updates, "
@@ -216,7 +245,7 @@ def plot(results, systems, path: Path):
     fig.savefig(path, dpi=120)
 
 
-def main(argv=None):
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=REPO / "bench_out" / "learning")
     p.add_argument("--seeds", type=int, default=5)
@@ -234,7 +263,13 @@ def main(argv=None):
         p.error("--seeds, --updates and --jobs must be >= 1")
     if a.max_words < 3:
         p.error(f"--max-words={a.max_words}: must be >= 3")
+    return a
 
+
+def main(argv=None):
+    a = parse_args(argv)
+
+    check_settings(a.out, a)
     raw, data = a.out / "raw", a.out / "data-bin"
     if not (data / "dict.tgt.txt").exists():
         make_corpus(raw, a.train_size, a.max_words)

@@ -261,3 +261,25 @@ def test_bench_all_allocator_setting_reaches_glibc():
                               capture_output=True, text=True, timeout=60)
         mapped[setting] = proc.stdout.strip()
     assert mapped == {"reuse": "False", "default": "True"}, mapped
+
+
+def test_bench_learning_refuses_a_folder_of_other_settings(tmp_path):
+    """Cached runs are reused by (system, seed) only, so a run with another --max-words, --updates, ...
+    into the same --out must stop before any work rather than tabulate the old runs as the new setting."""
+    import bench_learning as bl
+
+    first = tmp_path / "first"
+    bl.check_settings(first, bl.parse_args(["--out", str(first)]))
+    assert json_keys(first / "settings.json") == set(bl.SETTINGS)
+    bl.check_settings(first, bl.parse_args(["--out", str(first), "--seeds", "2"]))  # more runs: same settings
+    with pytest.raises(SystemExit, match="other settings \\(--max-words 15 -> 6, --updates 600 -> 9\\)"):
+        bl.main(["--out", str(first), "--max-words", "6", "--updates", "9"])
+    (tmp_path / "old" / "runs").mkdir(parents=True)
+    with pytest.raises(SystemExit, match="no record of their settings"):
+        bl.main(["--out", str(tmp_path / "old")])
+
+
+def json_keys(path: Path) -> set:
+    import json
+
+    return set(json.loads(path.read_text()))
