@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make gpu-check on a GPU machine that cannot reach PyPI and already has its own
-# Python with torch, Triton, numpy and Cython (a cluster's compute node with a
-# site PyTorch module, a vendor's GPU image), without touching that Python.
+# Python with torch, Triton, numpy, Cython and the usual scientific packages
+# (PyYAML, tqdm, packaging, scikit-learn, sacrebleu, matplotlib, pytest: a
+# cluster's compute node with a site PyTorch module, a vendor's GPU image),
+# without touching that Python. run checks for them first and names what lacks.
 #
 #   bash scripts/gpu_check_offline.sh bundle DIR [PYTHON_VERSION]   # with network (default 3.12)
 #   bash scripts/gpu_check_offline.sh run DIR [gpu_check.py options] # there, from a copy of this checkout
@@ -68,8 +70,21 @@ EOF
 run() {
     local dir=$1 site=${LIGHTCONV_SITE:-/tmp/lightconv-site}
     shift
-    "$PY" -c "import torch, triton, numpy, Cython" 2>/dev/null \
-        || die "$PY must already have torch, triton, numpy and Cython (set PYTHON to another interpreter)"
+    # What the bundle leaves to the machine's Python: fairseq's own needs and gpu_check's.
+    "$PY" - <<'EOF' || die "add what $PY lacks to the bundle (EXTRA=\"NAME==VERSION ...\" $0 bundle $dir), or set PYTHON"
+import importlib
+needed = {"torch": "torch", "triton": "triton", "numpy": "numpy", "Cython": "Cython", "yaml": "PyYAML",
+          "tqdm": "tqdm", "packaging": "packaging", "sklearn": "scikit-learn", "sacrebleu": "sacrebleu",
+          "matplotlib": "matplotlib", "pytest": "pytest"}
+missing = []
+for module, package in needed.items():
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        missing.append(f"{package} ({exc})")
+if missing:
+    raise SystemExit("gpu_check_offline.sh: this Python lacks: " + "; ".join(missing))
+EOF
     if [[ ! -e "$site/.ready" ]]; then
         local archive
         archive=$(ls "$dir"/fairseq_fixed-*.tar.gz 2>/dev/null | head -n 1) || true

@@ -57,11 +57,24 @@ def test_run_without_a_bundle_says_how_to_make_one(tmp_path):
     assert rc == 1 and "no fairseq-fixed source archive" in log and "bundle" in log, log
 
 
-def test_bundle_needs_a_python_with_torch(tmp_path):
-    """pip reads fairseq's archive by running its setup.py, which imports torch: say so first."""
+def _bare_python(tmp_path) -> str:
     bare = tmp_path / "python"
     bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")  # -S: no site-packages, so no torch
     bare.chmod(0o755)
-    rc, log = _sh("bundle", tmp_path / "bundle", env=dict(os.environ, PYTHON=str(bare)))
+    return str(bare)
+
+
+def test_run_names_what_the_machine_python_lacks(tmp_path):
+    """The bundle holds only what a PyTorch image usually lacks; the rest must be there, and run says
+    which is not, before installing anything."""
+    env = dict(os.environ, PYTHON=_bare_python(tmp_path), LIGHTCONV_SITE=str(tmp_path / "site"))
+    rc, log = _sh("run", tmp_path / "bundle", env=env)
+    assert rc == 1 and "this Python lacks: torch (" in log and "scikit-learn (" in log and "EXTRA=" in log, log
+    assert not (tmp_path / "site").exists()
+
+
+def test_bundle_needs_a_python_with_torch(tmp_path):
+    """pip reads fairseq's archive by running its setup.py, which imports torch: say so first."""
+    rc, log = _sh("bundle", tmp_path / "bundle", env=dict(os.environ, PYTHON=_bare_python(tmp_path)))
     assert rc == 1 and "needs torch, numpy and Cython" in log and "make setup" in log, log
     assert not (tmp_path / "bundle").exists()
