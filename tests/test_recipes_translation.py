@@ -181,6 +181,10 @@ def test_effective_batch_follows_the_gpu_count(tmp_path):
                  "#SBATCH --partition=gpu", "#SBATCH --time=1-00:00:00", "#SBATCH --requeue"):
         assert line in proc.stdout
     assert "--distributed-port" in proc.stdout
+    # srun does not inherit --cpus-per-task from sbatch (SLURM >= 22.05): the script passes it on.
+    script = proc.stdout
+    assert "#SBATCH --cpus-per-task=10" in script
+    assert 0 <= script.index("export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK") < script.index("srun ")
     one = run("wmt16_en_de", "--workdir", tmp_path, "--dry-run", "--stage", "4", "--stop-stage", "4",
               "--gpus", "1")
     assert "1 process(es) x 3584 tokens x update-freq 128 = 458752" in one.stderr

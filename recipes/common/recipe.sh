@@ -243,6 +243,10 @@ EOF
     echo "export PATH=$(printf '%q' "$PATH")"
     [[ -n ${SLURM_CONF:-} ]] && echo "export SLURM_CONF=$(printf '%q' "$SLURM_CONF")"
     (( cpu )) && echo "export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE"
+    # srun does not inherit sbatch's --cpus-per-task (srun(1) of SLURM 22.05 on): without this,
+    # on clusters that bind tasks to their CPUs, the step gets one CPU for all of a node's
+    # training processes and their data loading.
+    echo 'export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK'
     # The rendezvous port is derived from the job id unless given.
     local port_expr=$port
     (( port == 0 )) && port_expr='$((20000 + SLURM_JOB_ID % 20000))'
