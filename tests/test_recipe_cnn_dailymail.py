@@ -1,6 +1,6 @@
 """recipes/cnn_dailymail/run.sh end to end on the fixture stories, and its settings.
 
-* Stages 1-6 on the fixture archives (tests/recipe_fixtures.py: stories named
+* Stages 1-6 on the fixture archives (tests/recipe_fixtures/cnn_dailymail.py: stories named
   by the SHA-1 of their URL, See et al.'s URL lists) on CPU with a tiny model:
   ROUGE is printed last; every kept test story is scored once; the results
   file carries the paper's numbers and the commands; a re-run skips every stage.

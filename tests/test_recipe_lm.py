@@ -1,7 +1,7 @@
 """The language-model recipes (recipes/gbw_lm, recipes/wikitext103_lm) and their stage 2.
 
 * Stage 2 (recipes/common/lm_prepare.py) on the fixture archives of
-  tests/recipe_fixtures.py, against the counts of their layout (written out
+  tests/recipe_fixtures/lm.py, against the counts of their layout (written out
   below from the layout, not read from the code): lines, words and the tokens
   fairseq-eval-lm scores (every word plus one end-of-sentence per line).
 * Both recipes run stages 1-6 on their fixture on CPU with a tiny model (the
@@ -34,7 +34,7 @@ import lm_prepare  # noqa: E402
 from recipe_fixtures import gbw_lm_shards, make_downloads, truncate, wikitext103_lines  # noqa: E402
 from test_recipe_toy import REPO, _env  # noqa: E402
 
-# From the fixture layouts (recipe_fixtures.py): (lines, words) per split.
+# From the fixture layouts (recipe_fixtures/lm.py): (lines, words) per split.
 # GBW: train 99 shards x (7 + 9 + 11 tokens), test 4 + 5 + ... + 15 tokens,
 # valid 8 x 10; WikiText: 59 words and 8 lines per article, 30 / 3 / 4 articles.
 GBW_COUNTS = {"train": (297, 2673), "valid": (8, 80), "test": (12, 114)}

@@ -1,5 +1,5 @@
 """Stage 2 of the translation recipes (recipes/common/prepare.py) on the small
-fixture archives of tests/recipe_fixtures.py, whose docstring gives the line
+fixture archives of tests/recipe_fixtures/, whose text.py gives the line
 layout the expected counts below are computed from: every parallel text has 6
 bad lines (two with an empty side, two of 260 words, two with a 3:16 token
 ratio) and otherwise good pairs."""

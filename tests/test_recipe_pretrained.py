@@ -2,7 +2,7 @@
 converted and scored by a translation recipe.
 
 The release is made here, in its upstream layout and under its upstream file
-names (tests/recipe_fixtures.py make_released_model): fairseq's own
+names (tests/recipe_fixtures/released.py): fairseq's own
 ``lightconv`` (DynamicConv, no GLU, IWSLT-like) trained for a few updates on
 the IWSLT fixture as the recipe's stages 1-3 prepare and binarise it, and the
 binarised test split with its dictionaries.

@@ -1,6 +1,6 @@
 """The translation recipes (recipes/<setting>/run.sh) end to end, and their settings.
 
-* Every setting runs stages 1-6 on its fixture archives (tests/recipe_fixtures.py,
+* Every setting runs stages 1-6 on its fixture archives (tests/recipe_fixtures/,
   the upstream layouts) on CPU with a tiny model, and prints its metric last;
   the model folder and the results file are complete; a re-run skips every stage.
 * Each setting's dry run (every model) is compared with the papers'
