@@ -116,6 +116,28 @@ def test_changed_settings_are_refused(full_run):
     assert "other settings" in proc.stderr
 
 
+@SHARES_FULL_RUN
+def test_a_second_model_shares_the_work_directory(full_run, tmp_path):
+    """README: several models can share one work directory. The second model reuses stages 1-3 and
+    runs its own 4-6; the first model's sentinels and outputs stay as they were."""
+    workdir = tmp_path / "exp"
+    shutil.copytree(full_run[0], workdir)
+    first_hyps = (workdir / "decode" / "dynamicconv" / "hyp.test.tgt").read_bytes()
+    args = [a if a != "dynamicconv" else "lightweightconv" for a in TINY]
+    proc, _ = run_recipe("--workdir", str(workdir), *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert BLEU_LINE.match(last_line(proc)), proc.stdout[-500:]
+    assert "arch lightweightconv_toy" in proc.stderr
+    for stage in ("1.download", "2.prepare", "3.binarize"):
+        assert re.search(rf"skipping stage {stage[0]} \(\w+\): already done", proc.stderr), (stage, proc.stderr[-3000:])
+    for stage in STAGES:
+        assert (workdir / f".done.stage{stage}").is_file(), stage
+    for stage in ("4.train", "5.average", "6.evaluate"):
+        assert (workdir / f".done.stage{stage}@lightweightconv").is_file(), stage
+    assert (workdir / "decode" / "dynamicconv" / "hyp.test.tgt").read_bytes() == first_hyps
+    assert len((workdir / "decode" / "lightweightconv" / "hyp.test.tgt").read_text().splitlines()) == 100
+
+
 def test_later_stage_on_fresh_workdir_fails(tmp_path):
     workdir = tmp_path / "fresh"
     proc, seconds = run_recipe("--workdir", str(workdir), *TINY, "--stage", "4",

@@ -172,6 +172,27 @@ def test_dry_run_has_the_papers_settings(setting, model, tmp_path):
     assert f"--paper {score}" in proc.stdout
 
 
+def test_precision_option_forms_and_slurm_defaults_in_the_dry_run(tmp_path, monkeypatch):
+    """--precision picks fairseq's flag (the --key=value form works like --key value), and the
+    sbatch script takes its partition, account, time and constraint from the SBATCH_* variables
+    unless given."""
+    base = ("wmt16_en_de", "--workdir", tmp_path, "--dry-run", "--stage", "4", "--stop-stage", "4")
+    for given, flag in ((["--precision=bf16"], "--bf16"), (["--precision", "fp16"], "--fp16"),
+                        (["--precision=fp32"], None)):
+        proc = run(*base, "--launcher", "torchrun", "--gpus", "2", *given)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        train = flags(next(line for line in proc.stdout.splitlines() if line.startswith("torchrun ")))
+        assert {f for f in ("--bf16", "--fp16") if f in train} == ({flag} if flag else set()), (given, train)
+    for var, value in (("SBATCH_PARTITION", "gpu"), ("SBATCH_ACCOUNT", "proj1"), ("SBATCH_TIMELIMIT", "2:00:00"),
+                       ("SBATCH_CONSTRAINT", "a100")):
+        monkeypatch.setenv(var, value)
+    proc = run(*base, "--launcher", "slurm", "--gpus", "8", "--account=proj2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --account=proj2", "#SBATCH --time=2:00:00",
+                 "#SBATCH --constraint=a100"):
+        assert line in proc.stdout.splitlines(), line
+
+
 def test_effective_batch_follows_the_gpu_count(tmp_path):
     proc = run("wmt16_en_de", "--workdir", tmp_path, "--dry-run", "--stage", "4", "--stop-stage", "4",
                "--launcher", "slurm", "--nodes", "2", "--gpus", "4", "--partition", "gpu", "--time", "1-00:00:00")
