@@ -95,3 +95,9 @@ def wait_for_job(job_id: str, env: dict, timeout: float, poll: float = 0.5) -> s
 def requeue(job_id: str, env: dict) -> None:
     r = _run(["scontrol", "requeue", str(job_id)], env=env)
     assert r.returncode == 0, f"scontrol requeue {job_id} failed:\n{r.stdout}{r.stderr}"
+
+
+def signal_batch_shell(job_id: str, signal: str, env: dict) -> None:
+    """Send SIGNAL to the job's batch shell only, as sbatch's --signal=B:SIG@T does."""
+    r = _run(["scancel", "--batch", f"--signal={signal}", str(job_id)], env=env)
+    assert r.returncode == 0, f"scancel --batch --signal={signal} {job_id} failed:\n{r.stdout}{r.stderr}"

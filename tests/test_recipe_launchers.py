@@ -5,9 +5,10 @@
 * ``--launcher slurm --gpus 2`` (CPU) on a real single-node SLURM cluster
   (tests/slurm/local_cluster.sh): the recipe writes an sbatch script, submits
   it and waits for it; the job runs two ranks through srun. It is requeued
-  while it trains (as on preemption); the restarted job resumes from
-  checkpoint_last.pt and finishes, and the recipe, which kept waiting,
-  completes.
+  twice while it trains: first by its own USR1 trap (the signal SLURM sends
+  5 minutes before the time limit), then from outside (as on preemption).
+  Each restart resumes from checkpoint_last.pt, the job finishes, and the
+  recipe, which kept waiting, completes.
 
 Stages 1-3 (corpus, binarize) run once; each launcher trains in a copy.
 """
@@ -18,7 +19,7 @@ import subprocess
 import time
 
 import pytest
-from slurm_cluster import requeue, slurm_cluster  # noqa: F401  (fixture)
+from slurm_cluster import job_state, requeue, signal_batch_shell, slurm_cluster  # noqa: F401  (fixture)
 
 from test_recipe_toy import RUN_SH, _env
 
@@ -61,34 +62,49 @@ def test_torchrun_two_cpu_processes(binarized, tmp_path):
     assert "effective batch: 2 process(es) x 1024 tokens x update-freq 2" in proc.stderr
 
 
+def _wait_until(condition, what, timeout, proc):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.5)
+
+
+RESUMED = re.compile(r"Loaded checkpoint \S*checkpoint_last\.pt \(epoch \d+ @ (\d+) updates\)")
+
+
 @pytest.mark.xdist_group("slurm")  # the cluster of tests/test_slurm_cluster.py
 def test_slurm_requeue_resumes_from_checkpoint_last(binarized, tmp_path, slurm_cluster):  # noqa: F811
     workdir = copy_of(binarized, tmp_path)
     env = {**_env(), **slurm_cluster.env, "SLURM_POLL_SECONDS": "1"}
     args = ["bash", RUN_SH, "--workdir", str(workdir), *DATA, "--stage", "4", "--stop-stage", "4",
-            "--max-update", "60", "--launcher", "slurm", "--gpus", "2",
+            "--max-update", "80", "--launcher", "slurm", "--gpus", "2",
             "--train-args", "--save-interval-updates 4 --keep-interval-updates 1"]
+    ckpt = workdir / "checkpoints" / "dynamicconv" / "checkpoint_last.pt"
+    jobfile = workdir / "slurm" / "train.jobid"
+    logf = workdir / "logs" / "stage4.train.dynamicconv.log"
     waiting = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        ckpt = workdir / "checkpoints" / "dynamicconv" / "checkpoint_last.pt"
-        jobfile = workdir / "slurm" / "train.jobid"
-        deadline = time.monotonic() + 120
-        while not (ckpt.exists() and jobfile.exists()) and time.monotonic() < deadline:
-            assert waiting.poll() is None, waiting.communicate()[1][-3000:]
-            time.sleep(0.5)
-        assert ckpt.exists(), "no checkpoint_last.pt within 120 s"
-        requeue(jobfile.read_text().strip(), slurm_cluster.env)  # as a preemption would
+        _wait_until(lambda: ckpt.exists() and jobfile.exists(), "first checkpoint_last.pt", 120, waiting)
+        job = jobfile.read_text().strip()
+        # Near the time limit: SLURM signals the batch shell (--signal=B:USR1@300), whose trap requeues.
+        signal_batch_shell(job, "USR1", slurm_cluster.env)
+        _wait_until(lambda: len(RESUMED.findall(logf.read_text())) == 1, "resumption after USR1", 120, waiting)
+        assert job_state(job, slurm_cluster.env) == "RUNNING"
+        requeue(job, slurm_cluster.env)  # as a preemption would
         out, err = waiting.communicate(timeout=240)
     finally:
         if waiting.poll() is None:
             waiting.kill()
     assert waiting.returncode == 0, err[-3000:]
-    log = (workdir / "logs" / "stage4.train.dynamicconv.log").read_text()
+    log = logf.read_text()
     script = (workdir / "slurm" / "train.sbatch").read_text()
     assert "#SBATCH --ntasks-per-node=2" in script and "#SBATCH --requeue" in script
+    assert "#SBATCH --signal=B:USR1@300" in script
     assert "srun --kill-on-bad-exit=1 bash" in script and "slurm_rank.sh" in script
     assert ranks_in(log) == {0, 1}
-    assert "restart 1" in log
-    resumed = re.findall(r"Loaded checkpoint \S*checkpoint_last\.pt \(epoch \d+ @ (\d+) updates\)", log)
-    assert resumed and int(resumed[-1]) > 0, log[-3000:]
-    assert "num_updates: 60 >= max_update: 60" in log
+    assert log.count(f"requeueing job {job}") == 1  # the trap ran for USR1 only
+    assert "restart 1" in log and "restart 2" in log
+    resumed = [int(n) for n in RESUMED.findall(log)]
+    assert len(resumed) == 2 and 0 < resumed[0] <= resumed[1], log[-3000:]
+    assert "num_updates: 80 >= max_update: 80" in log
