@@ -3,7 +3,10 @@
 Without a GPU the kernels run on CPU tensors under the Triton interpreter
 (tests/conftest.py switches it on), so shapes are tiny. Every output buffer the
 launchers allocate is filled with NaN first, so an element a kernel forgets to
-write fails the comparison. Outputs and both gradients are compared.
+write fails the comparison. Outputs and both gradients are compared. Under the
+interpreter, tl.dot (the band bodies' products) goes through a model of the
+GPU's TF32 tensor-core arithmetic (tests/tf32_dot.py), which the interpreter
+alone would compute exactly.
 
 Tolerances: float32 results must be within 1e-5 relative error (norm of the
 difference over norm of the reference). For float16/bfloat16 the yardstick is
@@ -20,6 +23,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from ref_conv_loop import conv_loop, normalized_taps
+from tf32_dot import emulate_tensor_cores
 
 import lightconv_kernels as lk
 from lightconv_kernels import triton_common
@@ -79,9 +83,16 @@ def _poisoned(shape, dtype, device):
 
 @pytest.fixture(autouse=True)
 def triton_backend(monkeypatch):
+    """The Triton path, NaN-poisoned outputs, and (interpreted) the GPU's TF32 tl.dot.
+
+    Yields the precisions of the tl.dot calls made under the TF32 model.
+    """
     monkeypatch.setenv("LIGHTCONV_BACKEND", "triton")
     monkeypatch.setattr(triton_impl, "empty", _poisoned)
     torch.manual_seed(0)  # the DropConnect seed the op draws, hence the masks, are fixed
+    # The band bodies' tl.dot multiplies on the tensor cores in TF32; the
+    # interpreter alone would multiply exactly and hide that rounding.
+    yield emulate_tensor_cores(monkeypatch) if DEVICE == "cpu" else None
 
 
 def _inputs(op: str, case: Case, dtype, seed: int = 0):
@@ -180,7 +191,7 @@ def test_conv_body_env_restricts_the_autotuner_and_the_interpreter(monkeypatch, 
     assert triton_band.keep_requested_body(triton_conv.CONV_CONFIGS, None) == triton_conv.CONV_CONFIGS
 
 
-def test_conv_body_env_runs_the_band_body(monkeypatch):
+def test_conv_body_env_runs_the_band_body(monkeypatch, triton_backend):
     monkeypatch.setenv("LIGHTCONV_CONV_BODY", "band")
     chosen = []
     choose = triton_common.chosen_config
@@ -189,6 +200,8 @@ def test_conv_body_env_runs_the_band_body(monkeypatch):
     x, w, g = _inputs("dynamic", case, torch.float32)
     got = _run_kernels(monkeypatch, "dynamic", case, x, w, g)
     assert len(chosen) == 2 and all(c.kwargs["BAND"] > 0 for c in chosen)  # forward, fused backward
+    if DEVICE == "cpu":  # float32 operands: the three-product split on the tensor cores
+        assert triton_backend and set(triton_backend) == {"TF32x3"}
     for name, a, r in zip(NAMES, got[:3], _reference(case, x, w, g, None)):
         assert _rel_error(a, r) <= FP32_TOL, name
 
@@ -225,10 +238,12 @@ def test_fp32_matches_float64_reference(monkeypatch, op, case, body):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 @pytest.mark.parametrize("case", LOWP_CASES, ids=lambda c: c.id)
 @pytest.mark.parametrize("op", ["light", "dynamic"])
-def test_low_precision_within_twice_torch_error(monkeypatch, op, case, dtype, body):
+def test_low_precision_within_twice_torch_error(monkeypatch, triton_backend, op, case, dtype, body):
     _use_body(monkeypatch, body)
     x, w, g = _inputs(op, case, dtype)
     got = _run_kernels(monkeypatch, op, case, x, w, g)
+    if DEVICE == "cpu":  # 16-bit inputs: one TF32 product in the band body, no tl.dot tap by tap
+        assert set(triton_backend) == ({"TF32"} if body == "band" else set())
     ref = _reference(case, x, w, g, got[3])
     baseline = _torch_in_dtype(case, x, w, g, got[3])
     for name, a, b, r in zip(NAMES, got[:3], baseline, ref):
