@@ -29,11 +29,20 @@
    it, dies. Local copies now go to a temporary file in the destination's
    folder and are renamed into place, so the old file stays whole until the
    new one is complete.
+6. fairseq 0.12 reads ``--bf16`` as a TPU run: it sets ``--tpu`` too
+   (fairseq issue #4696, open), so without torch_xla every bf16 training
+   dies at start (``'NoneType' object has no attribute 'xla_device'``) and
+   GPUs cannot train in bf16 at all. Where torch_xla is not installed no TPU
+   run was possible, so the implied ``tpu`` is cleared before fairseq acts on
+   it: bf16 then trains on the GPUs (or the CPU) the way ``--fp16`` does,
+   with fairseq's FP16Optimizer keeping float32 master weights, and no loss
+   scaling.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 
 import numpy as np
@@ -128,6 +137,34 @@ def atomic_checkpoint_copies():
     manager.copy = staticmethod(copy)
 
 
+def bf16_without_xla_is_not_tpu():
+    from fairseq.distributed import utils as dist_utils
+
+    original = dist_utils.call_main
+    if getattr(original, "bf16_off_tpu", False):
+        return
+
+    # Every fairseq command line hands its config to call_main before anything
+    # reads a tpu flag: the device and process spawning (common), the
+    # data-parallel wrapper (distributed_training), the optimizer, some tasks.
+    # Each group holds its own copy of the flag.
+    def call_main(cfg, main, **kwargs):
+        common = cfg.common
+        if common.bf16 and common.tpu and importlib.util.find_spec("torch_xla") is None:
+            for name in cfg:
+                group = cfg[name]
+                if getattr(group, "tpu", False):
+                    group.tpu = False
+            where = "GPU" if torch.cuda.is_available() and not common.cpu else "CPU"
+            logging.getLogger(__name__).info(
+                "--bf16 without torch_xla: training in bfloat16 on the %s (fairseq 0.12 reads --bf16 as --tpu)",
+                where)
+        return original(cfg, main, **kwargs)
+
+    call_main.bf16_off_tpu = True
+    dist_utils.call_main = call_main
+
+
 def quiet_root_logger():
     root = logging.getLogger()
     if root.level == logging.DEBUG:
@@ -138,4 +175,5 @@ allow_fairseq_checkpoints()
 keep_last_batch()
 trust_broadcast_objects()
 atomic_checkpoint_copies()
+bf16_without_xla_is_not_tpu()
 quiet_root_logger()
