@@ -67,8 +67,8 @@ check_recipe_options() {
     if (( nodes > 1 )) && [[ $launcher != slurm ]]; then
         die "--nodes $nodes: several nodes need --launcher slurm (got --launcher $launcher)"
     fi
-    if (( cpu )) && [[ $precision == fp16 || $precision == bf16 ]]; then
-        die "--precision $precision: fairseq trains in $precision only on GPUs (drop --cpu, or use fp32)"
+    if (( cpu )) && [[ $precision == fp16 ]]; then
+        die "--precision fp16: fairseq trains in fp16 only on GPUs (drop --cpu, or use bf16 or fp32)"
     fi
     DRY_RUN=$dry_run
     workdir=$(realpath -m "$workdir")
@@ -115,8 +115,11 @@ resolve_batch() {
 # precision_args PAPER: fairseq's flags for --precision (or the paper's).
 precision_args() {
     local p=$precision
-    [[ $p == paper ]] && p=$1
-    (( cpu )) && p=fp32
+    if [[ $p == paper ]]; then
+        p=$1
+        # The papers' fp16 needs a GPU in fairseq; on CPU the paper's setting is fp32.
+        if (( cpu )) && [[ $p == fp16 ]]; then p=fp32; fi
+    fi
     case $p in
         fp16) echo "--fp16" ;;
         bf16) echo "--bf16" ;;

@@ -56,6 +56,8 @@ arch=${arch:-${model}_toy}
 (( $(world_size) == 1 )) && setup_threads "$nproc"
 # The toy's own batch: 4096 tokens in one process, whatever the launcher.
 resolve_batch 4096 1 1
+# Its own precision is fp32; --precision bf16 (CPU or GPU) or fp16 (GPU) overrides it.
+read -r -a PRECISION_ARGS <<< "$(precision_args fp32)"
 
 raw=$workdir/data/raw
 bin=$workdir/data/bin
@@ -116,7 +118,7 @@ stage_train() {
         --lr "$lr" --lr-scheduler inverse_sqrt --warmup-updates "$warmup_updates" \
         --warmup-init-lr 1e-07 --dropout "$dropout" \
         --criterion label_smoothed_cross_entropy --label-smoothing 0.1 \
-        --max-tokens "$MAX_TOKENS" --update-freq "$UPDATE_FREQ" \
+        --max-tokens "$MAX_TOKENS" --update-freq "$UPDATE_FREQ" "${PRECISION_ARGS[@]}" \
         --max-epoch "$max_epoch" --max-update "$max_update" --no-epoch-checkpoints \
         --log-format simple --log-interval 50 "${TRAIN_ARGS[@]}"
     require_file "$ckpt/checkpoint_best.pt" "fairseq-train wrote no checkpoint"
@@ -151,7 +153,7 @@ log "workdir $workdir, stages $stage..$stop_stage, arch $arch, launcher $launche
 run_stage 1 download --sig "seed=$seed train=$train_size valid=$valid_size test=$test_size" stage_corpus
 run_stage 2 prepare stage_prepare
 run_stage 3 binarize stage_binarize
-run_stage 4 "train@$model" --sig "arch=$arch world=$(world_size) seed=$seed max_epoch=$max_epoch max_update=$max_update max_tokens=$MAX_TOKENS update_freq=$UPDATE_FREQ lr=$lr warmup=$warmup_updates dropout=$dropout train_args=$train_args" \
+run_stage 4 "train@$model" --sig "arch=$arch world=$(world_size) seed=$seed max_epoch=$max_epoch max_update=$max_update max_tokens=$MAX_TOKENS update_freq=$UPDATE_FREQ precision=${PRECISION_ARGS[*]} lr=$lr warmup=$warmup_updates dropout=$dropout train_args=$train_args" \
     stage_train
 run_stage 5 "average@$model" stage_average
 run_stage 6 "evaluate@$model" --sig "beam=$beam $gen_args" stage_evaluate
