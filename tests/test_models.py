@@ -4,10 +4,13 @@
 * step-by-step decoding equals the full forward pass, with beam reordering
   in between (fairseq issue #3908 is this bug in fairseq's own LightConv);
 * padded positions change no output at a real position;
+* cast to fp16/bf16 (fairseq's --fp16/--bf16), every type stays within twice
+  the attention model's error in that dtype, full pass and decoding alike;
 * bad configurations raise one clear error.
 """
 
 import argparse
+import functools
 
 import pytest
 import torch
@@ -197,6 +200,48 @@ def test_lm_incremental_equals_full(conv_type, edge):
     inc, _ = _step_by_step(model, prev, reorder_at=3, new_order=torch.tensor([1, 0]))
     full, _ = model.decoder(prev[[1, 0]])
     torch.testing.assert_close(inc, full, rtol=1e-5, atol=1e-5)
+
+
+def _decoded_in(dtype, conv_type, edge):
+    """Full and step-by-step decoder outputs of one seq2seq model (same weights) cast to ``dtype``,
+    as fairseq's --fp16/--bf16 cast it."""
+    torch.manual_seed(0)
+    task = FakeTask()
+    model = build("lcp_seq2seq", task, **small(conv_type, edge, **glu_on(conv_type))).to(dtype)
+    src = tokens(task, 2, 7, seed=1).repeat_interleave(2, dim=0)
+    prev = tokens(task, 4, 9, seed=2)
+    with torch.no_grad():
+        enc = model.encoder(src, src_lengths=None)
+        inc, prev_reordered = _step_by_step(model, prev, enc, reorder_at=4, new_order=torch.tensor([1, 1, 3, 2]))
+        full, _ = model.decoder(prev_reordered, encoder_out=model.encoder.reorder_encoder_out(
+            enc, torch.tensor([1, 1, 3, 2])))
+    return full, inc
+
+
+@functools.lru_cache(maxsize=None)  # the attention yardstick is the same for every test of a dtype
+def _low_precision_errors(dtype, conv_type, edge):
+    # float32, the finest dtype the ops take: its rounding is 2^13 times finer than fp16's.
+    ref, _ = _decoded_in(torch.float32, conv_type, edge)
+    ref = ref.double()
+    full, inc = _decoded_in(dtype, conv_type, edge)
+    assert full.dtype == inc.dtype == dtype
+    return tuple(((out.double() - ref).norm() / ref.norm()).item() for out in (full, inc))
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("conv_type,edge", [c for c in CONFIGS if c[0] != "attention"],
+                         ids=[i for c, i in zip(CONFIGS, CONFIG_IDS) if c[0] != "attention"])
+def test_half_precision_model_within_twice_the_attention_models_error(monkeypatch, conv_type, edge, dtype,
+                                                                       backend):
+    """fairseq's --fp16/--bf16 cast the whole model. Against the same model in float32, the full
+    pass and step-by-step decoding must stay within twice the error of the attention model (the
+    same blocks around PyTorch's attention) in that dtype."""
+    monkeypatch.setenv("LIGHTCONV_BACKEND", backend)
+    errors = _low_precision_errors.__wrapped__(dtype, conv_type, edge)
+    yardstick = _low_precision_errors(dtype, "attention", "zeros")
+    for name, err, base in zip(("full", "step-by-step"), errors, yardstick):
+        assert 0 < base and err <= 2 * base, f"{name}: {err:.2e} > 2 x attention's {base:.2e}"
 
 
 @pytest.mark.parametrize("conv_type,edge", CONFIGS, ids=CONFIG_IDS)
