@@ -9,6 +9,7 @@ Speed is never asserted here: that is what the scripts are for.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 import os
@@ -270,16 +271,10 @@ def test_bench_learning_refuses_a_folder_of_other_settings(tmp_path):
 
     first = tmp_path / "first"
     bl.check_settings(first, bl.parse_args(["--out", str(first)]))
-    assert json_keys(first / "settings.json") == set(bl.SETTINGS)
+    assert set(json.loads((first / "settings.json").read_text())) == set(bl.SETTINGS)
     bl.check_settings(first, bl.parse_args(["--out", str(first), "--seeds", "2"]))  # more runs: same settings
     with pytest.raises(SystemExit, match="other settings \\(--max-words 15 -> 6, --updates 600 -> 9\\)"):
         bl.main(["--out", str(first), "--max-words", "6", "--updates", "9"])
     (tmp_path / "old" / "runs").mkdir(parents=True)
     with pytest.raises(SystemExit, match="no record of their settings"):
         bl.main(["--out", str(tmp_path / "old")])
-
-
-def json_keys(path: Path) -> set:
-    import json
-
-    return set(json.loads(path.read_text()))
