@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 
 import torch
 
@@ -64,6 +65,30 @@ def use_triton(x: torch.Tensor) -> bool:
     return True
 
 
+# Triton 3.3 added tl.gather (TaLK's backward). Every kernel compiles for
+# sm_80/sm_90 with Triton 3.3, 3.4, 3.6 and 3.7 (scripts/kernel_report.py);
+# under 3.0-3.1 the conv kernels fail (a tl.arange of a computed size).
+MIN_TRITON = (3, 3)
+
+
+def check_triton() -> None:
+    """Raise one clear error when Triton is missing or older than MIN_TRITON."""
+    want = ".".join(map(str, MIN_TRITON))
+    try:
+        import triton
+    except ImportError as e:
+        raise ImportError(
+            f"the Triton kernels need triton >= {want} (installed with PyTorch >= 2.7 on Linux): {e}; "
+            f"or set {ENV_VAR}=torch for the PyTorch path"
+        ) from e
+    version = tuple(int(part) for part in re.findall(r"\d+", triton.__version__)[:2])
+    if version < MIN_TRITON:
+        raise RuntimeError(
+            f"triton.__version__={triton.__version__!r}: the Triton kernels need triton >= {want} "
+            f"(PyTorch >= 2.7 installs it); upgrade, or set {ENV_VAR}=torch for the PyTorch path"
+        )
+
+
 _MODULES: dict = {}
 
 
@@ -74,5 +99,7 @@ def implementation(x: torch.Tensor, op_package: str):
     key = (op_package, "triton_impl" if use_triton(x) else "reference")
     module = _MODULES.get(key)
     if module is None:  # import_module costs microseconds at every call; this is on every op's path
+        if key[1] == "triton_impl":
+            check_triton()
         module = _MODULES[key] = importlib.import_module(".".join(key))
     return module

@@ -152,6 +152,40 @@ def test_bad_backend_variable(monkeypatch):
         lightweight_conv(torch.randn(1, 4, 4), torch.randn(2, 3), 1)
 
 
+@pytest.mark.parametrize("version,ok", [("3.1.0", False), ("3.2.0", False), ("3.3.0", True),
+                                        ("3.3.1+git9e2a3b", True), ("3.10.0", True)])
+def test_triton_older_than_the_kernels_need_is_one_clear_error(monkeypatch, version, ok):
+    """Before any Triton module is imported or kernel launched, whatever op comes first."""
+    import triton
+
+    from lightconv_kernels import backend
+
+    monkeypatch.setattr(triton, "__version__", version)
+    monkeypatch.setattr(backend, "_MODULES", {})  # as in a fresh process
+    monkeypatch.setenv("LIGHTCONV_BACKEND", "triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    x, w = torch.randn(1, 4, 4), torch.randn(2, 3)
+    if ok:
+        backend.check_triton()
+        return
+    with pytest.raises(RuntimeError, match=rf"triton.__version__='{version}'.*need triton >= 3.3.*LIGHTCONV_BACKEND=torch"):
+        lightweight_conv(x, w, 1)
+    assert backend._MODULES == {}
+
+
+def test_missing_triton_is_one_clear_error(monkeypatch):
+    import sys
+
+    from lightconv_kernels import backend
+
+    monkeypatch.setitem(sys.modules, "triton", None)  # import triton raises ImportError
+    monkeypatch.setattr(backend, "_MODULES", {})
+    monkeypatch.setenv("LIGHTCONV_BACKEND", "triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    with pytest.raises(ImportError, match="need triton >= 3.3.*LIGHTCONV_BACKEND=torch"):
+        dynamic_conv(torch.randn(1, 4, 4), torch.randn(1, 4, 2, 3), 1)
+
+
 @pytest.mark.parametrize("group_bytes", [1, 4 << 20], ids=["one-chunk-groups", "one-group"])
 @pytest.mark.parametrize("dynamic", [False, True], ids=["lightweight", "dynamic"])
 @pytest.mark.parametrize("shape", [(2, 37, 12, 3, 5, 2), (1, 29, 8, 4, 7, 6), (2, 23, 6, 2, 4, 0)],
