@@ -46,7 +46,7 @@ bench: $(STAMP)
 # against its reference in fp32/fp16/bf16, the autotuner's choices, the kernel
 # benchmark against the roofline and the model-level throughput. Writes
 # bench_out/gpu-check-<date>-<host>/gpu_check.md; exits 1 on any mismatch,
-# 2 without a GPU.
+# 2 without a GPU or without Triton >= 3.3.
 GPU_CHECK_ARGS ?=
 gpu-check: $(STAMP)
 	$(PY) scripts/gpu_check.py $(GPU_CHECK_ARGS)

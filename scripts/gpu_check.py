@@ -22,8 +22,8 @@
 
 Writes ``gpu_check.md``, ``gpu_check.png`` and CSVs under ``--out``. Exit
 status: 1 on any mismatch (or a Triton case that fails to run), 2 without a
-CUDA device (unless ``--device cpu --interpret``), else 0. Goals are
-reported, not enforced.
+CUDA device (unless ``--device cpu --interpret``) or without Triton >= 3.3,
+else 0. Goals are reported, not enforced.
 """
 
 from __future__ import annotations
@@ -205,6 +205,13 @@ def main(argv=None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu_check.py needs a CUDA device (torch.cuda.is_available() is False); nothing was checked. "
               "Without one: python scripts/gpu_check.py --device cpu --interpret (smoke mode).")
+        return 2
+    from lightconv_kernels import backend
+
+    try:  # one line now, not one failure per case later
+        backend.check_triton()
+    except (ImportError, RuntimeError) as e:
+        print(f"gpu_check.py: {e}. Nothing was checked.")
         return 2
     smoke = args.device == "cpu"
     out = args.out or bc.REPO / "bench_out" / f"gpu-check-{date.today()}-{bc.machine()['host']}"

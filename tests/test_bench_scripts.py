@@ -118,6 +118,17 @@ def test_gpu_check_without_gpu_exits_2():
     assert rc == 2 and "needs a CUDA device" in log
 
 
+def test_gpu_check_with_old_triton_exits_2_before_any_work(tmp_path, monkeypatch, capsys):
+    import triton
+
+    import gpu_check
+
+    monkeypatch.setattr(triton, "__version__", "3.2.0")
+    assert gpu_check.main(["--device", "cpu", "--interpret", "--out", str(tmp_path / "gc")]) == 2
+    assert "triton.__version__='3.2.0'" in capsys.readouterr().out
+    assert not (tmp_path / "gc").exists()
+
+
 @SHARES_MODELS_OUT
 def test_gpu_check_smoke(tmp_path, models_out):
     rc, log = _run("gpu_check.py", "--device", "cpu", "--interpret", "--out", tmp_path, "--models-from", models_out)
