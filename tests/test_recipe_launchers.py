@@ -1,7 +1,7 @@
 """The recipes' training launchers, on the toy recipe, for real.
 
-* ``--launcher torchrun --gpus 2`` (CPU): two processes train together over
-  gloo; both ranks' logs show world size 2.
+* ``--launcher torchrun --gpus 2 --precision bf16`` (CPU): two processes train
+  together over gloo, in bfloat16; both ranks' logs show world size 2.
 * ``--launcher slurm --gpus 2`` (CPU) on a real single-node SLURM cluster
   (tests/slurm/local_cluster.sh): the recipe writes an sbatch script, submits
   it and waits for it; the job runs two ranks through srun. It is requeued
@@ -53,13 +53,16 @@ def ranks_in(log: str) -> set:
 def test_torchrun_two_cpu_processes(binarized, tmp_path):
     workdir = copy_of(binarized, tmp_path)
     proc = recipe(workdir, "--stage", "4", "--stop-stage", "4", "--max-update", "8",
-                  "--launcher", "torchrun", "--gpus", "2")
+                  "--launcher", "torchrun", "--gpus", "2", "--precision", "bf16")
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = (workdir / "logs" / "stage4.train.dynamicconv.log").read_text()
     assert ranks_in(log) == {0, 1}
     assert "'distributed_world_size': 2" in log
     assert "num_updates: 8 >= max_update: 8" in log
     assert "effective batch: 2 process(es) x 1024 tokens x update-freq 2" in proc.stderr
+    # --precision bf16: both ranks train in bf16, not on a TPU (see lightconv_plugin/compat.py).
+    assert log.count("training in bfloat16 on the CPU") == 2
+    assert "'tpu': True" not in log and "'bf16': True" in log
 
 
 def _wait_until(condition, what, timeout, proc):
