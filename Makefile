@@ -16,12 +16,16 @@ setup: $(STAMP)
 # torch goes first and everything after it runs with --no-deps or against the
 # installed torch, so pip never resolves torch itself (that pulls CUDA wheels).
 # fairseq is built without isolation so that it compiles against this torch.
+# A CUDA build of torch brings the Triton it was built with: that one is kept
+# (the kernels need >= 3.3). A CPU build brings none: the pinned Triton runs
+# the kernels under its interpreter in the tests.
 $(STAMP): pyproject.toml requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q $(TORCH)
 	$(PIP) install -q -c constraints.txt cython numpy setuptools wheel
 	$(PIP) install -q -c constraints.txt --no-build-isolation --no-deps $(FAIRSEQ)
 	$(PIP) install -q -c constraints.txt -r requirements.txt
+	$(PY) -c "import triton" 2>/dev/null || $(PIP) install -q -c constraints.txt triton
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	$(PY) -c "import fairseq, lightconv_plugin, lightconv_kernels"
 	touch $@
