@@ -121,7 +121,7 @@ def test_varying_exits_decode_as_copied_states_with_beam_reorder(conv_type, edge
     enc = model.encoder(src, src_lengths=None)
     _, extra = model.decoder(prev, encoder_out=enc)
     top = [F.softmax(model.decoder.exit_logits(n, h), -1).max(-1).values for n, h in enumerate(extra["inner_states"][1:3])]
-    model.decoder.thresholds = [float(t.median()) for t in top]
+    model.decoder.thresholds = [float(t.detach().median()) for t in top]
     new_order = torch.tensor(BEAM_ORDERS[order])
     inc, exits, prev_r, enc_r = step_by_step(model, prev, enc, reorder_at=3, new_order=new_order)
     assert len(exits.unique()) >= 2, "the thresholds should make tokens leave at different blocks"
