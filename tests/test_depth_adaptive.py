@@ -24,7 +24,7 @@ import lightconv_plugin  # noqa: F401
 from lightconv_plugin.criterions.depth_adaptive import DepthAdaptiveCriterion
 from lightconv_plugin.models.depth_adaptive import DepthAdaptiveDecoder, parse_thresholds
 from lightconv_plugin.modules.halting import oracle_exits
-from test_models import BEAM_ORDERS, CONFIG_IDS, CONFIGS, FakeTask, build, glu_on, small, tokens
+from test_models import BEAM_ORDERS, CONFIG_IDS, CONFIGS, CONV_TYPES, FakeTask, build, glu_on, small, tokens
 
 
 def da_model(conv_type, edge="zeros", task=None, **kw):
@@ -185,6 +185,41 @@ def test_criterion_is_the_weighted_block_losses_plus_the_halting_term():
     assert size == 7 and log["ntokens"] == 7
     loss.backward()
     assert model.decoder.halting.proj.weight.grad is not None
+
+
+def _training_sample(task, B=8, S=9, T=10):
+    src, tgt = tokens(task, B, S, seed=1), tokens(task, B, T, seed=2)
+    prev = torch.cat([torch.full((B, 1), task.target_dictionary.eos()), tgt[:, :-1]], 1)
+    return {"net_input": {"src_tokens": src, "src_lengths": torch.full((B,), S), "prev_output_tokens": prev},
+            "target": tgt, "ntokens": tgt.numel()}
+
+
+def _without_gradient(model):
+    return [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+
+
+@pytest.mark.parametrize("conv_type", CONV_TYPES)
+def test_every_trainable_parameter_gets_a_gradient_in_one_step(conv_type):
+    """On GPUs fairseq wraps the model in torch DDP (--ddp-backend pytorch_ddp, its default),
+    which fails at the next step when a trainable parameter got no gradient. The CPU runs use
+    fairseq's legacy DDP, which does not notice, so it is checked here: the plain model, and
+    every exit mode, classifier layout and training of the Depth-Adaptive decoder."""
+    task = FakeTask()
+    torch.manual_seed(0)
+    plain = build("lcp_seq2seq", task, **small(conv_type, **glu_on(conv_type))).train()
+    sample = _training_sample(task)
+    out, _ = plain(**sample["net_input"])
+    F.cross_entropy(out.flatten(0, 1), sample["target"].flatten()).backward()
+    assert _without_gradient(plain) == []
+    for mode in ("token-geometric", "token-multinomial", "sequence", "confidence"):
+        oracle = "sequence-correctness" if mode == "sequence" else "token-correctness"
+        for classifiers in ("shared", "per-block"):
+            for training in ("aligned", "mixed"):
+                torch.manual_seed(0)
+                model = da_model(conv_type, task=task, exit_mode=mode, exit_classifiers=classifiers).train()
+                crit = DepthAdaptiveCriterion(task, 0.1, "", training, 2, oracle, 1.0, 1.0, 0.1, False)
+                crit(model, _training_sample(task))[0].backward()
+                assert _without_gradient(model) == [], (mode, classifiers, training)
 
 
 def test_train_halting_only_freezes_everything_else():
