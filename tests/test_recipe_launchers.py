@@ -4,11 +4,11 @@
   together over gloo, in bfloat16; both ranks' logs show world size 2.
 * ``--launcher slurm --gpus 2`` (CPU) on a real single-node SLURM cluster
   (tests/slurm/local_cluster.sh): the recipe writes an sbatch script, submits
-  it and waits for it; the job runs two ranks through srun. It is requeued
-  twice while it trains: first by its own USR1 trap (the signal SLURM sends
-  5 minutes before the time limit), then from outside (as on preemption).
-  Each restart resumes from checkpoint_last.pt, the job finishes, and the
-  recipe, which kept waiting, completes.
+  it and waits for it; the job runs two ranks through srun. While it trains,
+  its own USR1 trap (for the signal SLURM sends 5 minutes before the time
+  limit) requeues it; the restart resumes from checkpoint_last.pt, the job
+  finishes, and the recipe, which kept waiting, completes. A requeue from
+  outside (preemption) restarts a job the same way: tests/test_slurm_cluster.py.
 
 Stages 1-3 (corpus, binarize) run once; each launcher trains in a copy.
 """
@@ -19,7 +19,8 @@ import subprocess
 import time
 
 import pytest
-from slurm_cluster import job_state, requeue, signal_batch_shell, slurm_cluster  # noqa: F401  (fixture)
+import torch
+from slurm_cluster import signal_batch_shell, slurm_cluster  # noqa: F401  (fixture)
 
 from test_recipe_toy import RUN_SH, _env
 
@@ -52,17 +53,25 @@ def ranks_in(log: str) -> set:
 
 def test_torchrun_two_cpu_processes(binarized, tmp_path):
     workdir = copy_of(binarized, tmp_path)
-    proc = recipe(workdir, "--stage", "4", "--stop-stage", "4", "--max-update", "8",
+    # Few updates: PyTorch's bfloat16 matmuls on a CPU without bf16 instructions are ~15x slower
+    # than float32 (measured: a 128 x 512 Linear, forward + backward).
+    proc = recipe(workdir, "--stage", "4", "--stop-stage", "4", "--max-update", "3",
                   "--launcher", "torchrun", "--gpus", "2", "--precision", "bf16")
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = (workdir / "logs" / "stage4.train.dynamicconv.log").read_text()
     assert ranks_in(log) == {0, 1}
     assert "'distributed_world_size': 2" in log
-    assert "num_updates: 8 >= max_update: 8" in log
+    assert "num_updates: 3 >= max_update: 3" in log
     assert "effective batch: 2 process(es) x 1024 tokens x update-freq 2" in proc.stderr
     # --precision bf16: both ranks train in bf16, not on a TPU (see lightconv_plugin/compat.py).
     assert log.count("training in bfloat16 on the CPU") == 2
     assert "'tpu': True" not in log and "'bf16': True" in log
+    # fairseq saves float32 copies; the values of a model trained in bfloat16 have 16 zero low bits.
+    state = torch.load(workdir / "checkpoints" / "dynamicconv" / "checkpoint_last.pt", map_location="cpu",
+                       weights_only=False)
+    floats = [t for t in state["model"].values() if t.is_floating_point()]
+    assert floats and all(t.dtype == torch.float32 for t in floats)
+    assert all(t.view(torch.int32).bitwise_and(0xFFFF).eq(0).all() for t in floats)
 
 
 def _wait_until(condition, what, timeout, proc):
@@ -81,7 +90,7 @@ def test_slurm_requeue_resumes_from_checkpoint_last(binarized, tmp_path, slurm_c
     workdir = copy_of(binarized, tmp_path)
     env = {**_env(), **slurm_cluster.env, "SLURM_POLL_SECONDS": "1"}
     args = ["bash", RUN_SH, "--workdir", str(workdir), *DATA, "--stage", "4", "--stop-stage", "4",
-            "--max-update", "80", "--launcher", "slurm", "--gpus", "2",
+            "--max-update", "40", "--launcher", "slurm", "--gpus", "2",
             "--train-args", "--save-interval-updates 4 --keep-interval-updates 1"]
     ckpt = workdir / "checkpoints" / "dynamicconv" / "checkpoint_last.pt"
     jobfile = workdir / "slurm" / "train.jobid"
@@ -92,9 +101,6 @@ def test_slurm_requeue_resumes_from_checkpoint_last(binarized, tmp_path, slurm_c
         job = jobfile.read_text().strip()
         # Near the time limit: SLURM signals the batch shell (--signal=B:USR1@300), whose trap requeues.
         signal_batch_shell(job, "USR1", slurm_cluster.env)
-        _wait_until(lambda: len(RESUMED.findall(logf.read_text())) == 1, "resumption after USR1", 120, waiting)
-        assert job_state(job, slurm_cluster.env) == "RUNNING"
-        requeue(job, slurm_cluster.env)  # as a preemption would
         out, err = waiting.communicate(timeout=240)
     finally:
         if waiting.poll() is None:
@@ -106,8 +112,8 @@ def test_slurm_requeue_resumes_from_checkpoint_last(binarized, tmp_path, slurm_c
     assert "#SBATCH --signal=B:USR1@300" in script
     assert "srun --kill-on-bad-exit=1 bash" in script and "slurm_rank.sh" in script
     assert ranks_in(log) == {0, 1}
-    assert log.count(f"requeueing job {job}") == 1  # the trap ran for USR1 only
-    assert "restart 1" in log and "restart 2" in log
+    assert log.count(f"requeueing job {job}") == 1
+    assert "restart 1" in log and "restart 2" not in log
     resumed = [int(n) for n in RESUMED.findall(log)]
-    assert len(resumed) == 2 and 0 < resumed[0] <= resumed[1], log[-3000:]
-    assert "num_updates: 80 >= max_update: 80" in log
+    assert len(resumed) == 1 and resumed[0] > 0, log[-3000:]
+    assert "num_updates: 40 >= max_update: 40" in log

@@ -15,7 +15,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_SH = os.path.join(REPO, "recipes", "toy", "run.sh")
@@ -120,24 +119,14 @@ def test_changed_settings_are_refused(full_run):
 @SHARES_FULL_RUN
 def test_a_second_model_shares_the_work_directory(full_run, tmp_path):
     """README: several models can share one work directory. The second model reuses stages 1-3 and
-    runs its own 4-6; the first model's sentinels and outputs stay as they were. It trains in
-    bf16 (--precision bf16), which fairseq 0.12 takes for a TPU run unless the plugin steps in."""
+    runs its own 4-6; the first model's sentinels and outputs stay as they were."""
     workdir = tmp_path / "exp"
     shutil.copytree(full_run[0], workdir)
     first_hyps = (workdir / "decode" / "dynamicconv" / "hyp.test.tgt").read_bytes()
     args = [a if a != "dynamicconv" else "lightweightconv" for a in TINY]
     # Stages 4-6 are the second model's own, so their settings may differ: keep them cheap.
-    proc, _ = run_recipe("--workdir", str(workdir), *args, "--max-update", "5", "--beam", "1",
-                         "--precision", "bf16")
+    proc, _ = run_recipe("--workdir", str(workdir), *args, "--max-update", "5", "--beam", "1")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    train_log = (workdir / "logs" / "stage4.train.lightweightconv.log").read_text()
-    assert "training in bfloat16 on the CPU" in train_log
-    state = torch.load(workdir / "checkpoints" / "lightweightconv" / "checkpoint_last.pt", map_location="cpu",
-                       weights_only=False)
-    # fairseq saves float32 copies; a bfloat16 model's values have 16 zero low bits in them.
-    floats = [t for t in state["model"].values() if t.is_floating_point()]
-    assert floats and all(t.dtype == torch.float32 for t in floats)
-    assert all(t.view(torch.int32).bitwise_and(0xFFFF).eq(0).all() for t in floats)
     assert BLEU_LINE.match(last_line(proc)), proc.stdout[-500:]
     assert "arch lightweightconv_toy" in proc.stderr
     for stage in ("1.download", "2.prepare", "3.binarize"):
