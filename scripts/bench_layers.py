@@ -9,7 +9,9 @@ forward+backward and inference mode:
   offsets up to 15), for T from 64 to 16384;
 * ``ops``: our three ops alone at B=4 (the shape of the old
   ``bench_cpu.py``, where the "time(8192) / time(2048) <= 4.5" goal was
-  set), T = 2048 and 8192;
+  set), T = 2048 and 8192, run ``--op-rounds`` times over (3: the lengths
+  alternate in time, so that a drift of a shared machine's speed does not
+  land on one of them; each case's calls are pooled over the rounds);
 * ``talk``: TaLK's encoding throughput table (Lioutas & Guo, 2020: batch
   10, d 1024, 16 heads, n = 1,000 and 10,000), inference-mode forward of
   one sub-layer, in iterations per second, with at least 2 repetitions.
@@ -60,7 +62,9 @@ class Table:
     Ts: tuple
     shape: Shape
     time_cap: float  # seconds per call beyond which a case is not run
-    min_reps: int = 3
+    min_reps: int = 3  # per round
+    rounds: int = 1  # passes over the whole table; a case's times are pooled over them
+    case_seconds: float | None = None  # timing budget of a case over all rounds (None: --case-seconds)
 
 
 def _case(impl, mode, T, shape, budget, min_reps):
@@ -99,34 +103,56 @@ def _skip_reason(history, impl, T, tab, mem_cap):
 
 
 def measure(tab: Table, args) -> list:
-    rows, history, stopped = [], {}, {}
+    """One row per (T, impl, mode) of ``tab``. With ``tab.rounds`` > 1 the whole table is run that many
+    times, each case again in a fresh process, and each case's times are pooled: a drift of the
+    machine's speed over the minutes a table takes then touches every T alike, which matters for
+    ratios between lengths (the growth goal)."""
+    times, peaks, failed, stopped, history = {}, {}, {}, {}, {}
     sh = tab.shape
-    for T in sorted(tab.Ts):  # lengths outermost: the impls of one T are measured close in time
+    budget = (tab.case_seconds or args.case_seconds) / tab.rounds
+    for rnd in range(tab.rounds):
+        for T in sorted(tab.Ts):  # lengths outermost: the impls of one T are measured close in time
+            for impl in tab.impls:
+                for mode in tab.modes:
+                    key, case = (impl, mode), (impl, mode, T)
+                    if rnd == 0:
+                        why = stopped.get(key) or _skip_reason(history.get(key), impl, T, tab, args.mem_cap)
+                        if why:
+                            stopped.setdefault(key, why if why.startswith("over") else f"not run after: {why}")
+                            failed[case] = why
+                            bc.log(f"  {tab.name} {impl:19s} {mode:16s} T={T:6d}: {why}")
+                            continue
+                    elif case in failed or case not in times:
+                        continue
+                    res = bc.isolated(_case, impl, mode, T, sh, budget, tab.min_reps,
+                                      timeout=20 * tab.time_cap + 120)
+                    if "error" in res:
+                        stopped[key] = f"failed at T={T}: {res['error']}"
+                        failed[case] = f"failed: {res['error']}"
+                        bc.log(f"  {tab.name} {impl:19s} {mode:16s} T={T:6d}: FAILED {res['error']}")
+                        continue
+                    times.setdefault(case, []).extend(1e3 * t for t in res["times"])
+                    peaks[case] = max(peaks.get(case, 0.0), res["peak_mb"])
+                    s = bc.summarize(times[case])
+                    if rnd == 0:
+                        history.setdefault(key, []).append((T, s["median"] / 1e3, res["peak_mb"]))
+                    round_text = f"round {rnd + 1}/{tab.rounds}, " if tab.rounds > 1 else ""
+                    bc.log(f"  {tab.name} {impl:19s} {mode:16s} T={T:6d}: {s['median']:10.2f} ms  "
+                           f"({round_text}n={s['n']}, {s['min']:.2f}-{s['max']:.2f})  peak {peaks[case]:8.1f} MB")
+    rows = []
+    for T in sorted(tab.Ts):
         for impl in tab.impls:
             for mode in tab.modes:
-                key = (impl, mode)
+                case = (impl, mode, T)
                 row = {"table": tab.name, "impl": impl, "mode": mode, "T": T, "B": sh.B, "C": sh.C, "H": sh.H,
                        "K": sh.M if "talk" in impl else sh.K}
-                why = stopped.get(key) or _skip_reason(history.get(key), impl, T, tab, args.mem_cap)
-                if why:
-                    stopped.setdefault(key, why if why.startswith("over") else f"not run after: {why}")
-                    rows.append({**row, "status": why})
-                    bc.log(f"  {tab.name} {impl:19s} {mode:16s} T={T:6d}: {why}")
+                if case in failed:
+                    rows.append({**row, "status": failed[case]})
                     continue
-                res = bc.isolated(_case, impl, mode, T, sh, args.case_seconds, tab.min_reps,
-                                  timeout=20 * tab.time_cap + 120)
-                if "error" in res:
-                    stopped[key] = f"failed at T={T}: {res['error']}"
-                    rows.append({**row, "status": f"failed: {res['error']}"})
-                    bc.log(f"  {tab.name} {impl:19s} {mode:16s} T={T:6d}: FAILED {res['error']}")
-                    continue
-                s = bc.summarize([1e3 * t for t in res["times"]])
-                history.setdefault(key, []).append((T, s["median"] / 1e3, res["peak_mb"]))
+                s = bc.summarize(times[case])
                 rows.append({**row, "status": "ok", "reps": s["n"], "median_ms": s["median"], "q1_ms": s["q1"],
-                             "q3_ms": s["q3"], "min_ms": s["min"], "max_ms": s["max"], "peak_mb": res["peak_mb"],
+                             "q3_ms": s["q3"], "min_ms": s["min"], "max_ms": s["max"], "peak_mb": peaks[case],
                              "it_per_s": 1e3 / s["median"]})  # fmt: skip
-                bc.log(f"  {tab.name} {impl:19s} {mode:16s} T={T:6d}: {s['median']:10.2f} ms  "
-                       f"(n={s['n']}, {s['min']:.2f}-{s['max']:.2f})  peak {res['peak_mb']:8.1f} MB")
     return rows
 
 
@@ -139,9 +165,9 @@ def _cell(r, what="time"):
     return f"{bc.fmt(r['median_ms'])} ({bc.fmt(r['min_ms'])}-{bc.fmt(r['max_ms'])})"
 
 
-def growth(rows, table, impl, mode, a=2048, b=8192):
-    """time(T=b) / time(T=a) of one (table, impl, mode), or None where either is missing."""
-    t = {int(r["T"]): float(r["median_ms"]) for r in rows
+def growth(rows, table, impl, mode, a=2048, b=8192, stat="median_ms"):
+    """time(T=b) / time(T=a) of one (table, impl, mode) by the column ``stat``, or None where either is missing."""
+    t = {int(r["T"]): float(r[stat]) for r in rows
          if (r["table"], r["impl"], r["mode"], r["status"]) == (table, impl, mode, "ok")}
     return t[b] / t[a] if a in t and b in t else None
 
@@ -175,7 +201,10 @@ def markdown(rows, args) -> str:
         out.append(f"\n### Sub-layers with their projections, {_shape_text(LAYER_SHAPE)}")
         out += [_grid(layer, "time"), _grid(layer, "memory")]
     if ops:
-        out.append(f"\n### Our ops alone, {_shape_text(OP_SHAPE)}")
+        out.append(f"\n### Our ops alone, {_shape_text(OP_SHAPE)}\n\nThe whole table ran {args.op_rounds} times "
+                   f"(rounds), each case in a fresh process each time, with {args.op_case_seconds} s of timing per "
+                   f"case over all rounds (at least 3 calls per round); each cell pools its case's calls. So T = "
+                   f"2048 and 8192 are measured alternately, and a drift of the machine's speed touches both.")
         out.append(_grid(ops, "time"))
     notes = sorted({(r["table"], r["impl"], r["mode"], r["status"]) for r in layer + ops if r["status"] != "ok"})
     if notes:
@@ -257,6 +286,10 @@ def main(argv=None) -> int:
     p.add_argument("--case-seconds", type=float, default=1.0, help="timing budget of one case")
     p.add_argument("--time-cap", type=float, default=8.0, help="seconds per call beyond which a case is not run")
     p.add_argument("--op-time-cap", type=float, default=40.0, help="the same for the ops table (the goal's)")
+    p.add_argument("--op-rounds", type=int, default=3,
+                   help="passes over the ops table, interleaving its lengths in time (the growth goal's ratios)")
+    p.add_argument("--op-case-seconds", type=float, default=6.0,
+                   help="timing budget of one ops-table case, over all its rounds")
     p.add_argument("--talk-time-cap", type=float, default=60.0, help="the same for the TaLK table")
     p.add_argument("--mem-cap", type=float, default=8.0, help="GiB of peak memory beyond which a case is not run")
     p.add_argument("--profile", nargs=3, metavar=("IMPL", "MODE", "T"),
@@ -278,7 +311,10 @@ def main(argv=None) -> int:
         print(json.dumps(res) if args.json else res.get("table", res.get("error")))
         return 0
     # The ops table first: it holds the goal, and is the quickest.
-    tables = [Table("ops", OPS, tuple(args.modes), tuple(args.op_T), OP_SHAPE, args.op_time_cap),
+    if args.op_rounds < 1:
+        p.error(f"--op-rounds must be at least 1, got {args.op_rounds}")
+    tables = [Table("ops", OPS, tuple(args.modes), tuple(args.op_T), OP_SHAPE, args.op_time_cap,
+                    rounds=args.op_rounds, case_seconds=args.op_case_seconds),
               Table("layers", tuple(args.impls), tuple(args.modes), tuple(args.T), LAYER_SHAPE, args.time_cap),
               Table("talk", TALK_IMPLS, ("inference",), tuple(args.talk_T), TALK_SHAPE, args.talk_time_cap, 2)]
     start, rows = time.time(), []

@@ -60,7 +60,7 @@ def models_out(tmp_path_factory):
 
 def test_bench_layers_smoke(tmp_path):
     rc, log = _run("bench_layers.py", "--threads", "1", "--out", tmp_path, "--T", 32, "--op-T", 32,
-                   "--talk-T", 16, "--case-seconds", 0.01)
+                   "--talk-T", 16, "--case-seconds", 0.01, "--op-rounds", 2, "--op-case-seconds", 0.01)
     assert rc == 0, log
     rows = bc.read_csv(tmp_path / "layers.csv")
     got = {(r["table"], r["impl"], r["mode"], int(r["T"])) for r in rows}
@@ -70,7 +70,7 @@ def test_bench_layers_smoke(tmp_path):
     assert got == want
     for r in rows:
         assert r["status"] == "ok", r
-        assert int(r["reps"]) >= (2 if r["table"] == "talk" else 3)
+        assert int(r["reps"]) >= {"talk": 2, "layers": 3, "ops": 2 * 3}[r["table"]]  # ops: 2 rounds pooled
         _finite(r, "median_ms", "q1_ms", "q3_ms", "min_ms", "max_ms", "peak_mb", "it_per_s")
         assert float(r["min_ms"]) <= float(r["median_ms"]) <= float(r["max_ms"])
     md = (tmp_path / "layers.md").read_text()
@@ -239,9 +239,53 @@ def test_gpu_check_host_breakdown_runs_under_the_interpreter():
     _interpreted(code)
 
 
+def test_ops_table_rounds_alternate_the_lengths_and_pool_the_calls(monkeypatch):
+    """--op-rounds: every round runs each case once more, lengths in turn; a cell pools its rounds' calls,
+    a failure in any round fails the cell, and a case skipped in the first round is not run later."""
+    import bench_layers as bl
+
+    calls = []
+
+    def isolated(fn, impl, mode, T, shape, budget, min_reps, timeout):
+        calls.append((impl, T, budget))
+        if impl == "b" and T == 2 and len(calls) > 5:
+            return {"error": "RuntimeError: out of memory"}  # b at T=2 fails in round 2 only
+        return {"times": [T * 1e-3 + len(calls) * 1e-6] * min_reps, "peak_mb": float(len(calls))}
+
+    monkeypatch.setattr(bl.bc, "isolated", isolated)
+    monkeypatch.setattr(bl, "_skip_reason", lambda history, impl, T, tab, cap: "over the time cap" if
+                        (impl, T) == ("c", 2) else None)
+    tab = bl.Table("ops", ("a", "b", "c"), ("forward",), (2, 1), bl.OP_SHAPE, 1.0, min_reps=3, rounds=2,
+                   case_seconds=6.0)
+    rows = bl.measure(tab, type("Args", (), {"case_seconds": 99.0, "mem_cap": 8.0})())
+    assert calls == [("a", 1, 3.0), ("b", 1, 3.0), ("c", 1, 3.0), ("a", 2, 3.0), ("b", 2, 3.0),
+                     ("a", 1, 3.0), ("b", 1, 3.0), ("c", 1, 3.0), ("a", 2, 3.0), ("b", 2, 3.0)]
+    by = {(r["impl"], r["T"]): r for r in rows}
+    assert by["a", 1]["status"] == "ok" and by["a", 1]["reps"] == 6  # both rounds' calls
+    assert by["a", 2]["peak_mb"] == 9.0  # the larger of its two rounds
+    assert by["b", 2]["status"] == "failed: RuntimeError: out of memory"
+    assert by["c", 2]["status"] == "over the time cap"
+    assert [(r["impl"], r["T"]) for r in rows] == [(i, T) for T in (1, 2) for i in "abc"]
+
+
+def test_growth_goal_is_judged_on_the_fastest_calls():
+    import bench_all
+
+    def row(impl, T, median, fastest):
+        return {"table": "ops", "impl": impl, "mode": "forward", "T": T, "status": "ok", "median_ms": median,
+                "min_ms": fastest}
+
+    rows = [row("op-dynamic", 2048, 10.0, 9.0), row("op-dynamic", 8192, 50.0, 36.0),  # 4.00, median 5.00
+            row("op-talk", 2048, 10.0, 8.0), row("op-talk", 8192, 40.0, 40.0)]  # 5.00, median 4.00
+    goals = {key[:2]: (measured, ok) for _, measured, ok, key in bench_all.growth_goals(rows, "reuse")}
+    assert goals["op-dynamic", "forward"] == ("4.00 (median 5.00)", True)
+    assert goals["op-talk", "forward"] == ("5.00 (median 4.00)", False)
+    assert goals["op-lightweight", "forward"] == ("not measured", None)
+
+
 def test_bench_all_smoke_measures_the_ops_under_both_allocator_settings(tmp_path):
     rc, log = _run("bench_all.py", "--threads", "1", "--out", tmp_path, "--no-profile",
-                   "--layers-args", "--T 32 --op-T 32 --talk-T 16 --case-seconds 0.01 --impls dynamic",
+                   "--layers-args", "--T 32 --op-T 32 --talk-T 16 --case-seconds 0.01 --impls dynamic --op-rounds 1",
                    "--models-args", "--smoke --models dynamic --beams 4 --positions 0")
     assert rc == 0, log
     main = bc.read_csv(tmp_path / "layers.csv")
