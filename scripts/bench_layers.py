@@ -166,10 +166,12 @@ def _cell(r, what="time"):
 
 
 def growth(rows, table, impl, mode, a=2048, b=8192, stat="median_ms"):
-    """time(T=b) / time(T=a) of one (table, impl, mode) by the column ``stat``, or None where either is missing."""
-    t = {int(r["T"]): float(r[stat]) for r in rows
-         if (r["table"], r["impl"], r["mode"], r["status"]) == (table, impl, mode, "ok")}
-    return t[b] / t[a] if a in t and b in t else None
+    """time(T=b) / time(T=a) of one (table, impl, mode), or None where either is missing.
+
+    ``stat``: the column of both times, or a pair (column at a, column at b)."""
+    col_a, col_b = (stat, stat) if isinstance(stat, str) else stat
+    t = {int(r["T"]): r for r in rows if (r["table"], r["impl"], r["mode"], r["status"]) == (table, impl, mode, "ok")}
+    return float(t[b][col_b]) / float(t[a][col_a]) if a in t and b in t else None
 
 
 def _grid(rows, what) -> str:

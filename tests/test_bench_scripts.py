@@ -268,19 +268,21 @@ def test_ops_table_rounds_alternate_the_lengths_and_pool_the_calls(monkeypatch):
     assert [(r["impl"], r["T"]) for r in rows] == [(i, T) for T in (1, 2) for i in "abc"]
 
 
-def test_growth_goal_is_judged_on_the_fastest_calls():
+def test_growth_goal_is_judged_on_the_medians_and_says_when_the_quartiles_cannot_tell():
     import bench_all
 
-    def row(impl, T, median, fastest):
-        return {"table": "ops", "impl": impl, "mode": "forward", "T": T, "status": "ok", "median_ms": median,
-                "min_ms": fastest}
+    def row(impl, T, q1, median, q3):
+        return {"table": "ops", "impl": impl, "mode": "forward", "T": T, "status": "ok", "q1_ms": q1,
+                "median_ms": median, "q3_ms": q3}
 
-    rows = [row("op-dynamic", 2048, 10.0, 9.0), row("op-dynamic", 8192, 50.0, 36.0),  # 4.00, median 5.00
-            row("op-talk", 2048, 10.0, 8.0), row("op-talk", 8192, 40.0, 40.0)]  # 5.00, median 4.00
-    goals = {key[:2]: (measured, ok) for _, measured, ok, key in bench_all.growth_goals(rows, "reuse")}
-    assert goals["op-dynamic", "forward"] == ("4.00 (median 5.00)", True)
-    assert goals["op-talk", "forward"] == ("5.00 (median 4.00)", False)
-    assert goals["op-lightweight", "forward"] == ("not measured", None)
+    rows = [row("op-dynamic", 2048, 9.0, 10.0, 10.0), row("op-dynamic", 8192, 36.0, 40.0, 41.0),  # 4.00: 3.60-4.56
+            row("op-talk", 2048, 10.0, 10.0, 10.0), row("op-talk", 8192, 46.0, 47.0, 48.0),  # 4.70: 4.60-4.80
+            row("op-lightweight", 2048, 10.0, 10.0, 10.0), row("op-lightweight", 8192, 30.0, 30.0, 30.0)]
+    goals = {key[:2]: (measured, ok, noisy) for _, measured, ok, key, noisy in bench_all.growth_goals(rows, "reuse")}
+    assert goals["op-dynamic", "forward"] == ("4.00 (quartiles allow 3.60-4.56)", True, True)
+    assert goals["op-talk", "forward"] == ("4.70 (quartiles allow 4.60-4.80)", False, False)
+    assert goals["op-lightweight", "forward"] == ("3.00 (quartiles allow 3.00-3.00)", True, False)
+    assert goals["op-dynamic", "inference"] == ("not measured", None, False)
 
 
 def test_bench_all_smoke_measures_the_ops_under_both_allocator_settings(tmp_path):
