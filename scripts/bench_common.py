@@ -127,18 +127,54 @@ def summarize(values) -> dict:
             "min": min(values), "max": max(values), "n": len(values)}
 
 
-def repeat_timed(fn, budget_s: float, min_reps: int = 3, max_reps: int = 15):
-    """Times of ``fn()`` after one warm-up call: as many calls as fit in ``budget_s``, within bounds."""
+def repeat_timed(fn, budget_s: float, min_reps: int = 3, max_reps: int = 15, before=None):
+    """Times of ``fn()`` after one warm-up call: as many calls as fit in ``budget_s``, within bounds.
+
+    ``before``, if given, runs untimed before every call (e.g. :func:`cache_flusher`'s flush)."""
+    before = before or (lambda: None)
+    before()
     t0 = time.perf_counter()
     fn()
     warm = time.perf_counter() - t0
     reps = max(min_reps, min(max_reps, int(budget_s / max(warm, 1e-9))))
     times = []
     for _ in range(reps):
+        before()
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
     return times
+
+
+def last_level_cache_bytes(default: int = 32 << 20) -> int:
+    """Size of the CPU's largest cache, from sysfs (Linux), else ``default``."""
+    sizes = []
+    for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        text = f.read_text().strip().upper()
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        try:
+            sizes.append(int(text.rstrip("KMG")) * scale)
+        except ValueError:
+            continue
+    return max(sizes, default=default)
+
+
+def cache_flusher():
+    """A function that evicts the CPU caches: it writes a buffer of twice the last-level cache.
+
+    Repeated calls on the same inputs otherwise find them in cache when they fit (x at B = 4,
+    T = 2048, C = 512 is 16 MB: half of a 32 MB L3) and stream them from DRAM when they do not
+    (64 MB at T = 8192), so that time(8192) / time(2048) measured the cache, not the op, and rose
+    with the DRAM traffic of the machine's other tenants. Triton's do_bench flushes the GPU's L2
+    before each run for the same reason."""
+    import torch
+
+    buf = torch.empty(2 * last_level_cache_bytes() // 4, dtype=torch.float32)
+
+    def flush():
+        buf.add_(1.0)
+
+    return flush
 
 
 # --------------------------------------------------------------------- output

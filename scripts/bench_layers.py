@@ -11,7 +11,9 @@ forward+backward and inference mode:
   ``bench_cpu.py``, where the "time(8192) / time(2048) <= 4.5" goal was
   set), T = 2048 and 8192, run ``--op-rounds`` times over (3: the lengths
   alternate in time, so that a drift of a shared machine's speed does not
-  land on one of them; each case's calls are pooled over the rounds);
+  land on one of them; each case's calls are pooled over the rounds), the
+  CPU caches evicted before every timed call (``bench_common.cache_flusher``:
+  otherwise T = 2048 finds its inputs in a 32 MB L3 and T = 8192 does not);
 * ``talk``: TaLK's encoding throughput table (Lioutas & Guo, 2020: batch
   10, d 1024, 16 heads, n = 1,000 and 10,000), inference-mode forward of
   one sub-layer, in iterations per second, with at least 2 repetitions.
@@ -65,17 +67,19 @@ class Table:
     min_reps: int = 3  # per round
     rounds: int = 1  # passes over the whole table; a case's times are pooled over them
     case_seconds: float | None = None  # timing budget of a case over all rounds (None: --case-seconds)
+    cold_cache: bool = False  # evict the CPU caches before every timed call (bench_common.cache_flusher)
 
 
-def _case(impl, mode, T, shape, budget, min_reps):
+def _case(impl, mode, T, shape, budget, min_reps, cold_cache=False):
     import torch
 
     torch.set_num_threads(bc.threads())
     torch.manual_seed(0)
     build(impl, mode, 16, shape)()  # lazy imports and first-call set-up, outside the measurement
     run = build(impl, mode, T, shape)
+    flush = bc.cache_flusher() if cold_cache else None
     rss0 = bc.reset_peak()
-    times = bc.repeat_timed(run, budget, min_reps=min_reps)
+    times = bc.repeat_timed(run, budget, min_reps=min_reps, before=flush)
     return {"times": times, "peak_mb": bc.peak_mb(rss0)}
 
 
@@ -124,7 +128,7 @@ def measure(tab: Table, args) -> list:
                             continue
                     elif case in failed or case not in times:
                         continue
-                    res = bc.isolated(_case, impl, mode, T, sh, budget, tab.min_reps,
+                    res = bc.isolated(_case, impl, mode, T, sh, budget, tab.min_reps, tab.cold_cache,
                                       timeout=20 * tab.time_cap + 120)
                     if "error" in res:
                         stopped[key] = f"failed at T={T}: {res['error']}"
@@ -206,7 +210,9 @@ def markdown(rows, args) -> str:
         out.append(f"\n### Our ops alone, {_shape_text(OP_SHAPE)}\n\nThe whole table ran {args.op_rounds} times "
                    f"(rounds), each case in a fresh process each time, with {args.op_case_seconds} s of timing per "
                    f"case over all rounds (at least 3 calls per round); each cell pools its case's calls. So T = "
-                   f"2048 and 8192 are measured alternately, and a drift of the machine's speed touches both.")
+                   f"2048 and 8192 are measured alternately, and a drift of the machine's speed touches both. "
+                   f"Before every timed call a buffer of twice the last-level cache is written "
+                   f"({2 * bc.last_level_cache_bytes() >> 20} MB), so that no length finds its inputs in cache.")
         out.append(_grid(ops, "time"))
     notes = sorted({(r["table"], r["impl"], r["mode"], r["status"]) for r in layer + ops if r["status"] != "ok"})
     if notes:
@@ -316,7 +322,7 @@ def main(argv=None) -> int:
     if args.op_rounds < 1:
         p.error(f"--op-rounds must be at least 1, got {args.op_rounds}")
     tables = [Table("ops", OPS, tuple(args.modes), tuple(args.op_T), OP_SHAPE, args.op_time_cap,
-                    rounds=args.op_rounds, case_seconds=args.op_case_seconds),
+                    rounds=args.op_rounds, case_seconds=args.op_case_seconds, cold_cache=True),
               Table("layers", tuple(args.impls), tuple(args.modes), tuple(args.T), LAYER_SHAPE, args.time_cap),
               Table("talk", TALK_IMPLS, ("inference",), tuple(args.talk_T), TALK_SHAPE, args.talk_time_cap, 2)]
     start, rows = time.time(), []

@@ -246,7 +246,8 @@ def test_ops_table_rounds_alternate_the_lengths_and_pool_the_calls(monkeypatch):
 
     calls = []
 
-    def isolated(fn, impl, mode, T, shape, budget, min_reps, timeout):
+    def isolated(fn, impl, mode, T, shape, budget, min_reps, cold_cache, timeout):
+        assert cold_cache
         calls.append((impl, T, budget))
         if impl == "b" and T == 2 and len(calls) > 5:
             return {"error": "RuntimeError: out of memory"}  # b at T=2 fails in round 2 only
@@ -256,7 +257,7 @@ def test_ops_table_rounds_alternate_the_lengths_and_pool_the_calls(monkeypatch):
     monkeypatch.setattr(bl, "_skip_reason", lambda history, impl, T, tab, cap: "over the time cap" if
                         (impl, T) == ("c", 2) else None)
     tab = bl.Table("ops", ("a", "b", "c"), ("forward",), (2, 1), bl.OP_SHAPE, 1.0, min_reps=3, rounds=2,
-                   case_seconds=6.0)
+                   case_seconds=6.0, cold_cache=True)
     rows = bl.measure(tab, type("Args", (), {"case_seconds": 99.0, "mem_cap": 8.0})())
     assert calls == [("a", 1, 3.0), ("b", 1, 3.0), ("c", 1, 3.0), ("a", 2, 3.0), ("b", 2, 3.0),
                      ("a", 1, 3.0), ("b", 1, 3.0), ("c", 1, 3.0), ("a", 2, 3.0), ("b", 2, 3.0)]
@@ -266,6 +267,13 @@ def test_ops_table_rounds_alternate_the_lengths_and_pool_the_calls(monkeypatch):
     assert by["b", 2]["status"] == "failed: RuntimeError: out of memory"
     assert by["c", 2]["status"] == "over the time cap"
     assert [(r["impl"], r["T"]) for r in rows] == [(i, T) for T in (1, 2) for i in "abc"]
+
+
+def test_repeat_timed_runs_before_untimed_ahead_of_every_call():
+    events = []
+    times = bc.repeat_timed(lambda: events.append("call"), 0.0, min_reps=3, before=lambda: events.append("before"))
+    assert len(times) == 3 and events == ["before", "call"] * 4  # the warm-up, then 3 timed calls
+    assert bc.last_level_cache_bytes() >= 1 << 20
 
 
 def test_growth_goal_is_judged_on_the_medians_and_says_when_the_quartiles_cannot_tell():
