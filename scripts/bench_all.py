@@ -72,7 +72,7 @@ def _run(script, out, extra, threads, env=None):
 
 
 def growth_goals(rows, setting: str) -> list:
-    """(goal, measured, ok, (impl, mode, setting)) for each op and mode; ``ok`` None where not measured.
+    """(goal, measured, ok, (impl, mode, setting), noisy) for each op and mode; ``ok`` None where not measured.
 
     Judged on the medians; ``measured`` also gives the range the ratio's quartiles allow (q1 at 8192
     over q3 at 2048, to q3 over q1). On a shared VM the same call's time moves between stretches of a
@@ -94,6 +94,7 @@ def growth_goals(rows, setting: str) -> list:
 
 
 def model_goals(out: Path) -> list:
+    """(goal, measured, ok, key, False) per model goal: the tuples of :func:`growth_goals`, no spread flag."""
     train = {r["model"]: r for r in bc.read_csv(out / "train.csv")} if (out / "train.csv").exists() else {}
     gen = {(r["model"], r["beam"]): r for r in bc.read_csv(out / "generate.csv")} \
         if (out / "generate.csv").exists() else {}
@@ -110,10 +111,10 @@ def model_goals(out: Path) -> list:
             r = ratio(gen.get(("dynamic", beam)), gen.get((base, beam)), "median_sent_s")
             goals.append((f"generation sentences/s, beam {beam}: our dynamic >= {base}",
                           r if isinstance(r, str) else f"{r:.2f}x", None if isinstance(r, str) else r >= 1.0,
-                          ("generate", base)))
+                          ("generate", base), False))
     r = ratio(train.get("dynamic"), train.get("fairseq-lightconv"), "median_tok_s")
     goals.append(("training tokens/s: our dynamic >= fairseq-lightconv", r if isinstance(r, str) else f"{r:.2f}x",
-                  None if isinstance(r, str) else r >= 1.0, ("train", "fairseq-lightconv")))
+                  None if isinstance(r, str) else r >= 1.0, ("train", "fairseq-lightconv"), False))
     return goals
 
 
@@ -189,9 +190,9 @@ def summary(out, before, after, contention, durations, goals, explanations, thre
              "between stretches of a run, and this run cannot tell (see `growth_goals` in "
              "scripts/bench_all.py).\n",
              bc.markdown_table(["goal", "measured", "verdict"],
-                               [[g, v, _verdict(ok) + (" (within the spread)" if rest and rest[0] else "")]
-                                for g, v, ok, _, *rest in goals])]
-    missed = [(g, key) for g, _, ok, key, *_ in goals if ok is False]
+                               [[g, v, _verdict(ok) + (" (within the spread)" if noisy else "")]
+                                for g, v, ok, _, noisy in goals])]
+    missed = [(g, key) for g, _, ok, key, _ in goals if ok is False]
     if missed:
         lines.append("\n## Why the missed goals are missed (torch.profiler)\n")
         for g, key in missed:
@@ -238,16 +239,16 @@ def main(argv=None) -> int:
     goals += model_goals(out)
     explanations, t0 = {}, time.time()
     if not args.no_profile:
-        for _, _, ok, key, *_ in goals:
+        for _, _, ok, key, _ in goals:
             if ok is False and key[0] in OPS:
                 bc.log(f"  profiling {key}")
                 explanations[key] = explain_growth(*key, args.threads)
-        bases = sorted({key[1] for _, _, ok, key, *_ in goals if ok is False and key[0] in ("train", "generate")})
+        bases = sorted({key[1] for _, _, ok, key, _ in goals if ok is False and key[0] in ("train", "generate")})
         if bases:
             bc.log(f"  profiling dynamic against {bases}")
             _run("bench_models.py", out, [*shlex.split(args.models_args), "--profile", "--models", "dynamic",
                                           *bases], args.threads, env)  # the allocator of the measured rows
-            for _, _, ok, key, *_ in goals:
+            for _, _, ok, key, _ in goals:
                 if ok is False and key[0] in ("train", "generate"):
                     explanations[key] = explain_models(out, *key)
         durations["profiles"] = time.time() - t0

@@ -126,7 +126,7 @@ def measure(tab: Table, args) -> list:
                             failed[case] = why
                             bc.log(f"  {tab.name} {impl:19s} {mode:16s} T={T:6d}: {why}")
                             continue
-                    elif case in failed or case not in times:
+                    elif case in failed:  # skipped or failed in an earlier round
                         continue
                     res = bc.isolated(_case, impl, mode, T, sh, budget, tab.min_reps, tab.cold_cache,
                                       timeout=20 * tab.time_cap + 120)
