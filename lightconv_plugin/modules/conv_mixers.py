@@ -32,6 +32,29 @@ def encoder_padding_l(kernel_size: int) -> int:
     return (kernel_size - 1) // 2
 
 
+def taps_over_window(window: torch.Tensor, taps: torch.Tensor, per_head: bool) -> torch.Tensor:
+    """out[b, 0, c] = sum_j taps[b, head(c), j] * window[b, j, c], in float32, in window's dtype.
+
+    window (B, width, C), taps (B, H, width). ``per_head`` picks how (both
+    give the same sums, and the tests check both on CPU):
+
+    * True (the CPU's): one matmul per head, reading that head's (width, C/H)
+      columns of the window in place (row stride C). A single batched matmul
+      would need the window permuted head-major first, a copy of all of it.
+    * False (a GPU's): a decoding step there is bound by kernel launches,
+      not bytes, so one broadcast multiply and one sum, whatever H.
+    """
+    B, width, C = window.shape
+    H = taps.shape[1]
+    R = C // H
+    w = window.float()
+    if per_head:
+        out = torch.cat([torch.bmm(taps[:, h:h + 1], w[:, :, h * R:(h + 1) * R]) for h in range(H)], dim=2)
+    else:
+        out = (w.view(B, width, H, R) * taps.transpose(1, 2).unsqueeze(-1)).sum(1).view(B, 1, C)
+    return out.to(window.dtype)
+
+
 class _KTapMixer(nn.Module):
     """Shared parts of the two K-tap convolutions: config and the decoding buffer."""
 
@@ -71,26 +94,23 @@ class _KTapMixer(nn.Module):
         return w
 
     def _window(self, x_t: torch.Tensor, state: Optional[State]) -> torch.Tensor:
-        """The inputs so far, at most the last K, as (B, C, width).
+        """The inputs so far, at most the last K, as (B, width, C).
 
-        Taps last: each head's (R, width) block is then a contiguous matrix for
-        one batched matmul, with no permuted copy of the window at every step.
-        The window grows from 1 to K over the first K steps instead of starting
-        as K - 1 zeros: a tap on a zero adds nothing, and for a short sentence
-        with a wide kernel (K = 31 in the upper IWSLT and WMT decoder layers)
-        copying, reordering and multiplying those zeros at every step was most
-        of the step's cost.
+        Time-major, as the inputs arrive: appending a step and keeping the
+        last K - 1 copy whole contiguous rows, and so does beam search's
+        reorder. A taps-last (B, C, width) buffer had to be rewritten in rows
+        of ``width`` values at every step, and its reorder read a strided
+        slice. The window grows from 1 to K over the first K steps instead of
+        starting as K - 1 zeros: a tap on a zero adds nothing, and for a short sentence with a wide kernel
+        (K = 31 in the upper IWSLT and WMT decoder layers) copying, reordering
+        and multiplying those zeros at every step was most of the step's cost.
         """
-        now = x_t.transpose(1, 2)
-        return now if state is None else torch.cat([state["window"], now], dim=2)
+        return x_t if state is None else torch.cat([state["window"], x_t], dim=1)
 
     def _apply_window(self, window: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-        """The last ``width`` of taps (B, H, K) over window (B, C, width) -> (B, 1, C), dtype of window."""
-        B, C, width = window.shape
-        H = self.num_heads
-        taps = taps[..., taps.shape[-1] - width:]
-        out = torch.bmm(window.float().reshape(B * H, C // H, width), taps.reshape(B * H, width, 1))
-        return out.view(B, 1, C).to(window.dtype)
+        """The last ``width`` of taps (B, H, K) over window (B, width, C) -> (B, 1, C), dtype of window."""
+        width = window.shape[1]
+        return taps_over_window(window, taps[..., taps.shape[-1] - width:], window.device.type == "cpu")
 
     def _inside(self, x_t: torch.Tensor, state: Optional[State], pad_mask_t: Optional[torch.Tensor]):
         """(B, width) bool: which inputs of the window are inside the sequence."""
@@ -103,12 +123,12 @@ class _KTapMixer(nn.Module):
             raise RuntimeError("step() is for causal (decoder) mixers")
         window = self._window(x_t, state)
         inside = self._inside(x_t, state, pad_mask_t) if self.edge == "renorm" else None
-        K, width = self.kernel_size, window.shape[2]
+        K, width = self.kernel_size, window.shape[1]
         # Taps before the start of the sequence are outside it.
         tap_inside = None if inside is None else F.pad(inside, (K - width, 0), value=False)
         out = self._apply_window(window, self._taps(self._step_logits(x_t), tap_inside))
         keep = max(0, width - (K - 1))  # the state holds the last K - 1 inputs
-        new_state = {"window": window[:, :, keep:]}
+        new_state = {"window": window[:, keep:]}
         if inside is not None:
             new_state["inside"] = inside[:, keep:]
         return out, new_state
