@@ -19,7 +19,8 @@ this checkout". The data: sentences of exactly ``--length`` words from
 * Generation: fairseq-generate on the test set with ``--batch-size`` 128 at
   beam 4 and beam 5, every hypothesis forced to ``--length`` tokens (so all
   models decode the same steps); sentences per second of each batch after
-  an untimed warm-up on 8 sentences.
+  an untimed warm-up on 8 sentences. ``--gen-rounds`` (3) passes over the
+  models, each starting one model later, pool each model's batches.
 * Steps: one incremental decoding step (decoder, output layer, log-softmax,
   state reorder) for ``--hyps`` hypotheses, against the number of tokens
   already generated.
@@ -54,8 +55,8 @@ MODELS = {
 }
 TRAIN_COLS = ["model", "arch", "status", "updates", "tokens_per_update", "median_tok_s", "q1_tok_s", "q3_tok_s",
               "min_tok_s", "max_tok_s"]
-GEN_COLS = ["model", "arch", "beam", "status", "batches", "batch_size", "median_sent_s", "min_sent_s",
-            "max_sent_s", "total_sent_s"]
+GEN_COLS = ["model", "arch", "beam", "status", "batches", "batch_size", "median_sent_s", "q1_sent_s", "q3_sent_s",
+            "min_sent_s", "max_sent_s", "total_sent_s"]
 STEP_COLS = ["model", "arch", "position", "ms"]
 # --smoke: a model of one 32-wide layer per side, so that the whole pipeline runs in seconds.
 TINY = ["--encoder-embed-dim", "32", "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "32",
@@ -131,15 +132,7 @@ def run_all(args) -> dict:
         train_rows.append(_train_row(name, MODELS[name], why[name], r if why[name] is None else None))
     save(args, {"train": train_rows, "generate": gen_rows, "steps": step_rows})
     for beam in args.beams:
-        for name in args.models:
-            gwhy = why[name] if why[name] is None or "checkout" in why[name] else "not run: training failed"
-            g = None
-            if gwhy is None:
-                bc.log(f"  generate {name} beam {beam}")
-                g = bc.isolated(mc.generate, ckpt[name] / "checkpoint_last.pt", bin_dir, beam, args.batch_size,
-                                args.length, args.gen_seconds, args.device, out / "logs" / f"gen.{name}.b{beam}.log")
-                gwhy = g.get("error") and f"failed: {g['error']}"
-            gen_rows.append(_gen_row(name, MODELS[name], beam, gwhy, g if gwhy is None else None, args.batch_size))
+        gen_rows += generate_rounds(args, beam, why, ckpt, bin_dir)
         save(args, {"train": train_rows, "generate": gen_rows, "steps": step_rows})
     if not args.keep_checkpoints:
         for path in ckpt.values():
@@ -158,6 +151,37 @@ def run_all(args) -> dict:
         else:
             step_rows.append({"model": name, "arch": MODELS[name], "position": "", "ms": swhy})
     return {"train": train_rows, "generate": gen_rows, "steps": step_rows}
+
+
+def rotated(names: list, rnd: int) -> list:
+    """The models in round ``rnd``'s order: each round starts one model later, so no model is
+    always the first one run after training (or always the last) when the machine's speed drifts."""
+    k = rnd % len(names) if names else 0
+    return names[k:] + names[:k]
+
+
+def generate_rounds(args, beam: int, why: dict, ckpt: dict, bin_dir) -> list:
+    """The generation rows of one beam: ``--gen-rounds`` passes over the models, each run a fresh
+    process, each model's batches pooled over the rounds. On a shared machine whose speed moves
+    over minutes, one run per model (two batches of 128 sentences on CPU) compared models measured
+    at different speeds; interleaved rounds spread that drift over all of them."""
+    gwhy = {n: why[n] if why[n] is None or "checkout" in why[n] else "not run: training failed"
+            for n in args.models}
+    pooled = {n: [] for n in args.models}
+    for rnd in range(args.gen_rounds):
+        for name in rotated(list(args.models), rnd):
+            if gwhy[name] is not None:
+                continue
+            bc.log(f"  generate {name} beam {beam} (round {rnd + 1}/{args.gen_rounds})")
+            g = bc.isolated(mc.generate, ckpt[name] / "checkpoint_last.pt", bin_dir, beam, args.batch_size,
+                            args.length, args.gen_seconds, args.device,
+                            args.out / "logs" / f"gen.{name}.b{beam}.r{rnd + 1}.log")
+            if g.get("error"):
+                gwhy[name] = f"failed: {g['error']}"
+            else:
+                pooled[name] += g["batches"]
+    return [_gen_row(n, MODELS[n], beam, gwhy[n], {"batches": pooled[n]} if gwhy[n] is None else None,
+                     args.batch_size) for n in args.models]
 
 
 def save(args, res: dict):
@@ -191,8 +215,8 @@ def _gen_row(name, arch, beam, why, res, batch_size):
     if not b:
         return {**row, "status": "failed: no batch was generated"}
     s = bc.summarize([n / t for t, n in b])
-    return {**row, "batches": s["n"], "median_sent_s": s["median"], "min_sent_s": s["min"], "max_sent_s": s["max"],
-            "total_sent_s": sum(n for _, n in b) / sum(t for t, _ in b)}
+    return {**row, "batches": s["n"], "median_sent_s": s["median"], "q1_sent_s": s["q1"], "q3_sent_s": s["q3"],
+            "min_sent_s": s["min"], "max_sent_s": s["max"], "total_sent_s": sum(n for _, n in b) / sum(t for t, _ in b)}
 
 
 def main(argv=None) -> int:
@@ -209,7 +233,10 @@ def main(argv=None) -> int:
     p.add_argument("--train-seconds", type=float, default=30, help="stop training after this much measured time")
     p.add_argument("--beams", type=int, nargs="*", default=[4, 5], help="none: no generation")
     p.add_argument("--batch-size", type=int, default=128, help="sentences per generation batch")
-    p.add_argument("--gen-seconds", type=float, default=30, help="stop generating after this much time")
+    p.add_argument("--gen-seconds", type=float, default=30,
+                   help="a generation run stops after this much time (and at least 2 batches), or at the test set's end")
+    p.add_argument("--gen-rounds", type=int, default=3,
+                   help="passes over the models at each beam, each model's batches pooled over them")
     p.add_argument("--hyps", type=int, default=8, help="hypotheses of the step sweep")
     p.add_argument("--positions", type=int, default=1024, help="steps of the step sweep (0: none)")
     p.add_argument("--step-seconds", type=float, default=20, help="end the step sweep after this much time")
@@ -218,6 +245,8 @@ def main(argv=None) -> int:
     p.add_argument("--profile", action="store_true", help="only write torch.profiler tables of each model")
     bc.add_threads_arg(p)
     args = p.parse_args(argv)
+    if args.gen_rounds < 1:
+        p.error(f"--gen-rounds must be at least 1, got {args.gen_rounds}")
     bc.apply_threads_arg(args)
     if args.smoke:
         args.length, args.vocab, args.train_sentences, args.test_sentences = 6, 40, 64, 16

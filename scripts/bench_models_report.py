@@ -37,14 +37,17 @@ def _train_md(rows, args) -> str:
 def _gen_md(rows, args) -> str:
     head = (f"\n### Generation (fairseq-generate, --batch-size {args.batch_size}, every hypothesis "
             f"{args.length} tokens)\n\nSentences per second of each batch after an untimed warm-up: median "
-            f"(min-max) over `n` batches; `all` = all sentences / all batch time.\n\n")
+            f"(quartiles) and min-max over `n` batches, pooled over {args.gen_rounds} round(s) of runs that "
+            f"interleave the models; `all` = all sentences / all batch time.\n\n")
     body = []
     for r in rows:
         ok = r["status"] == "ok"
-        body.append([r["model"], r["beam"], bc.fmt(r.get("median_sent_s")) if ok else r["status"],
+        body.append([r["model"], r["beam"],
+                     f"{bc.fmt(r.get('median_sent_s'))} ({bc.fmt(r.get('q1_sent_s'))}-{bc.fmt(r.get('q3_sent_s'))})"
+                     if ok else r["status"],
                      f"{bc.fmt(r.get('min_sent_s'))}-{bc.fmt(r.get('max_sent_s'))}" if ok else "",
                      bc.fmt(r.get("total_sent_s")) if ok else "", r.get("batches", "")])
-    return head + bc.markdown_table(["model", "beam", "sentences/s", "min-max", "all", "n"], body)
+    return head + bc.markdown_table(["model", "beam", "sentences/s (quartiles)", "min-max", "all", "n"], body)
 
 
 def _steps_md(rows, args) -> str:

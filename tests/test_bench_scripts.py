@@ -53,7 +53,8 @@ SHARES_MODELS_OUT = pytest.mark.xdist_group("bench_models_out")
 @pytest.fixture(scope="module")
 def models_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("models")
-    rc, log = _run("bench_models.py", "--smoke", "--threads", "1", "--out", out, "--models", *MODELS, "--beams", 4)
+    rc, log = _run("bench_models.py", "--smoke", "--threads", "1", "--out", out, "--models", *MODELS, "--beams", 4,
+                   "--gen-rounds", 2)
     assert rc == 0, log
     return out
 
@@ -96,8 +97,8 @@ def test_bench_models_smoke(models_out):
     for r in gen:
         if r["model"] in present:
             assert r["status"] == "ok", r
-            assert int(r["batches"]) == 2  # 16 test sentences in batches of 8
-            _finite(r, "median_sent_s", "min_sent_s", "max_sent_s", "total_sent_s")
+            assert int(r["batches"]) == 4  # 16 test sentences in batches of 8, in each of 2 rounds
+            _finite(r, "median_sent_s", "q1_sent_s", "q3_sent_s", "min_sent_s", "max_sent_s", "total_sent_s")
     for m in present:
         positions = [int(r["position"]) for r in steps if r["model"] == m]
         assert positions == list(range(1, 17)), m
@@ -291,6 +292,57 @@ def test_growth_goal_is_judged_on_the_medians_and_says_when_the_quartiles_cannot
     assert goals["op-talk", "forward"] == ("4.70 (quartiles allow 4.60-4.80)", False, False)
     assert goals["op-lightweight", "forward"] == ("3.00 (quartiles allow 3.00-3.00)", True, False)
     assert goals["op-dynamic", "inference"] == ("not measured", None, False)
+
+
+def test_generation_rounds_interleave_the_models_and_pool_their_batches(tmp_path, monkeypatch):
+    import bench_models as bm
+
+    calls = []
+
+    def isolated(fn, ckpt, data, beam, *a):
+        name = ckpt.parent.name
+        calls.append(name)
+        if name == "b" and calls.count("b") == 2:  # b fails in round 2: no round 3 for it, no numbers at all
+            return {"error": "RuntimeError: boom"}
+        return {"batches": [(1.0, 8), (2.0, 8)] if name == "a" else [(1.0, 4)]}
+
+    monkeypatch.setattr(bm.bc, "isolated", isolated)
+    monkeypatch.setattr(bm, "MODELS", {"a": "arch_a", "b": "arch_b", "c": "arch_c", "d": "arch_d"})
+    args = type("Args", (), {"models": ["a", "b", "c", "d"], "gen_rounds": 3, "batch_size": 8, "length": 6,
+                             "gen_seconds": 1.0, "device": "cpu", "out": tmp_path})()
+    why = {"a": None, "b": None, "c": "not in this checkout", "d": "failed: boom"}
+    rows = bm.generate_rounds(args, 5, why, {n: tmp_path / n for n in "abcd"}, tmp_path)
+    assert calls == ["a", "b", "b", "a", "a"]  # rounds start at a, b, c: each one model later
+    by = {r["model"]: r for r in rows}
+    assert by["a"]["batches"] == 6 and by["a"]["median_sent_s"] == 6.0  # 3 rounds x (8, 4) sentences/s
+    assert by["b"]["status"] == "failed: RuntimeError: boom" and "batches" not in by["b"]
+    assert by["c"]["status"] == "not in this checkout"
+    assert by["d"]["status"] == "not run: training failed"
+    assert bm.rotated(["a", "b", "c"], 4) == ["b", "c", "a"]
+
+
+def test_model_goals_are_judged_on_the_medians_and_say_when_the_quartiles_cannot_tell(tmp_path):
+    import bench_all
+
+    def gen(model, beam, q1, median, q3):
+        return {"model": model, "beam": beam, "status": "ok", "q1_sent_s": q1, "median_sent_s": median,
+                "q3_sent_s": q3}
+
+    bc.write_csv(tmp_path / "generate.csv", [
+        gen("dynamic", 4, 10.0, 11.0, 12.0), gen("fairseq-lightconv", 4, 9.0, 10.0, 10.5),  # 1.10x: 0.95-1.33
+        gen("fairseq-transformer", 4, 5.0, 5.0, 5.0),  # 2.20x: 2.00-2.40
+        gen("dynamic", 5, 9.0, 9.5, 9.8), {"model": "fairseq-lightconv", "beam": 5, "status": "failed: x"},
+        gen("fairseq-transformer", 5, 9.9, 10.0, 10.0)], list(gen("m", 4, 0, 0, 0)))  # 0.95x: 0.90-0.99
+    bc.write_csv(tmp_path / "train.csv", [{"model": "dynamic", "status": "ok", "median_tok_s": 300},
+                                          {"model": "fairseq-lightconv", "status": "ok", "median_tok_s": 200}],
+                 ["model", "status", "median_tok_s"])  # written before the quartiles were: no range
+    goals = {g: (measured, ok, noisy) for g, measured, ok, _, noisy in bench_all.model_goals(tmp_path)}
+    base = "generation sentences/s, beam {}: our dynamic >= {}"
+    assert goals[base.format(4, "fairseq-lightconv")] == ("1.10x (quartiles allow 0.95-1.33)", True, True)
+    assert goals[base.format(4, "fairseq-transformer")] == ("2.20x (quartiles allow 2.00-2.40)", True, False)
+    assert goals[base.format(5, "fairseq-lightconv")] == ("not measured: fairseq-lightconv failed: x", None, False)
+    assert goals[base.format(5, "fairseq-transformer")] == ("0.95x (quartiles allow 0.90-0.99)", False, False)
+    assert goals["training tokens/s: our dynamic >= fairseq-lightconv"] == ("1.50x", True, False)
 
 
 def test_bench_all_smoke_measures_the_ops_under_both_allocator_settings(tmp_path):
