@@ -16,6 +16,10 @@ from lightconv_plugin.modules.conv_mixers import DynamicConvMixer, taps_over_win
 SHAPES = [(1, 1, 1, 1), (3, 5, 2, 4), (2, 1, 3, 5), (4, 7, 3, 5), (2, 31, 4, 3)]
 
 
+# Sums are in float32 and rounded once to the window's dtype: within its unit roundoff of the exact sum.
+ROUNDOFF = {torch.float32: 1e-5, torch.float16: 2.0 ** -11, torch.bfloat16: 2.0 ** -8}
+
+
 def _loop(window, taps):
     B, width, C = window.shape
     H = taps.shape[1]
@@ -28,15 +32,16 @@ def _loop(window, taps):
     return out
 
 
+@pytest.mark.parametrize("dtype", list(ROUNDOFF), ids=["fp32", "fp16", "bf16"])
 @pytest.mark.parametrize("per_head", [True, False], ids=["per-head-matmul", "multiply-sum"])
 @pytest.mark.parametrize("B,width,H,R", SHAPES)
-def test_taps_over_window_is_the_loop(B, width, H, R, per_head):
+def test_taps_over_window_is_the_loop(B, width, H, R, per_head, dtype):
     g = torch.Generator().manual_seed(B * 1000 + width * 10 + H)
-    window = torch.randn(B, width, H * R, generator=g)
+    window = torch.randn(B, width, H * R, generator=g).to(dtype)  # fp16/bf16: as --fp16/--bf16 decode
     taps = torch.softmax(torch.randn(B, H, width, generator=g), -1)
     out = taps_over_window(window, taps, per_head)
-    assert out.shape == (B, 1, H * R) and out.dtype == window.dtype
-    torch.testing.assert_close(out.double(), _loop(window, taps), rtol=1e-5, atol=1e-6)
+    assert out.shape == (B, 1, H * R) and out.dtype == dtype
+    torch.testing.assert_close(out.double(), _loop(window, taps), rtol=ROUNDOFF[dtype], atol=1e-6)
 
 
 @pytest.mark.parametrize("per_head", [True, False], ids=["per-head-matmul", "multiply-sum"])
