@@ -109,12 +109,8 @@ def model_goals(out: Path) -> list:
                           None, key, False))
             return
         r = float(a[f"median_{unit}"]) / float(b[f"median_{unit}"])
-        try:
-            lo = float(a[f"q1_{unit}"]) / float(b[f"q3_{unit}"])
-            hi = float(a[f"q3_{unit}"]) / float(b[f"q1_{unit}"])
-        except (KeyError, TypeError, ValueError):  # a CSV from before the quartiles were written
-            goals.append((text, f"{r:.2f}x", r >= 1.0, key, False))
-            return
+        lo = float(a[f"q1_{unit}"]) / float(b[f"q3_{unit}"])
+        hi = float(a[f"q3_{unit}"]) / float(b[f"q1_{unit}"])
         goals.append((text, f"{r:.2f}x (quartiles allow {lo:.2f}-{hi:.2f})", r >= 1.0, key, lo <= 1.0 <= hi))
 
     for beam in sorted({b for _, b in gen}, key=int):

@@ -156,7 +156,7 @@ def run_all(args) -> dict:
 def rotated(names: list, rnd: int) -> list:
     """The models in round ``rnd``'s order: each round starts one model later, so no model is
     always the first one run after training (or always the last) when the machine's speed drifts."""
-    k = rnd % len(names) if names else 0
+    k = rnd % len(names)
     return names[k:] + names[:k]
 
 

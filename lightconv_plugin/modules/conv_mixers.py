@@ -101,9 +101,10 @@ class _KTapMixer(nn.Module):
         reorder. A taps-last (B, C, width) buffer had to be rewritten in rows
         of ``width`` values at every step, and its reorder read a strided
         slice. The window grows from 1 to K over the first K steps instead of
-        starting as K - 1 zeros: a tap on a zero adds nothing, and for a short sentence with a wide kernel
-        (K = 31 in the upper IWSLT and WMT decoder layers) copying, reordering
-        and multiplying those zeros at every step was most of the step's cost.
+        starting as K - 1 zeros: a tap on a zero adds nothing, and for a short
+        sentence with a wide kernel (K = 31 in the upper IWSLT and WMT decoder
+        layers) copying, reordering and multiplying those zeros at every step
+        was most of the step's cost.
         """
         return x_t if state is None else torch.cat([state["window"], x_t], dim=1)
 
