@@ -132,8 +132,9 @@ def host_breakdown(dtype, reps: int = 300, device: str = "cuda") -> list:
     x = torch.randn(B, T, cb.C, dtype=dtype, device=device, requires_grad=True)
     w = torch.randn(B, T, H, K, dtype=dtype, device=device)
     g, out = torch.randn_like(x), torch.empty_like(x)
-    args = (x, w, w, out, B, T, 16, cb.C, H, R, K, K // 2, 0.0, 1.0)
-    flags = dict(DYNAMIC=True, SOFTMAX=True, DROPOUT=False)
+    stats = torch.empty(B, T, H, dtype=torch.float32, device=device)
+    args = (x, w, w, out, stats, B, T, 16, cb.C, H, R, K, K // 2, 0.0, 1.0)
+    flags = dict(DYNAMIC=True, SOFTMAX=True, DROPOUT=False, STATS=True)
     best = tc.conv_taps_kernel.configs[0].all_kwargs()
     meta = {**best, **tc.conv_heuristics({"R": R, "H": H, **best})}
     jit, grid = tc.conv_taps_kernel.fn.fn, tc.conv_grid({"T": T, "H": H, "R": R, "B": B, **meta})
@@ -151,10 +152,10 @@ def host_breakdown(dtype, reps: int = 300, device: str = "cuda") -> list:
     rows = [
         ("dynamic_conv forward+backward (public function, torch.autograd.grad)", both),
         ("dynamic_conv forward (public function, no_grad)", fwd),
-        ("triton_impl.backward called directly: 2 launches, 3 allocations",
-         lambda: ti.backward(g, x, w, K // 2, True, 0.0, None)),
-        ("triton_impl.forward called directly: 1 launch, 1 allocation",
-         lambda: ti.forward(x, w, K // 2, True, 0.0, None)),
+        ("triton_impl.backward called directly: 1 launch, 2 allocations",
+         lambda: ti.backward(g, x, w, K // 2, True, 0.0, None, stats)),
+        ("triton_impl.forward called directly, saving the softmax statistics: 1 launch, 2 allocations",
+         lambda: ti.forward(x, w, K // 2, True, 0.0, None, True)),
         ("one autotuned launch (Autotuner + Heuristics + JIT)",
          lambda: launch(tc.conv_taps_kernel, tc.conv_grid, *args, **flags)),
         ("one launch of the JIT function, configuration given", lambda: jit[grid](*args, **flags, **meta)),
@@ -181,8 +182,7 @@ def kernel_times(B: int, K: int, dtype, calls: int = 5) -> list:
         torch.cuda.synchronize()
     act, w, lse = B * T * C * s, B * T * H * K * s, B * T * H * 4
     # Least traffic of each kernel: every input read once, every output written once.
-    need = {"conv_taps_kernel": 2 * act + w,  # the forward
-            "row_lse_kernel": w + lse,  # softmax statistics for the backward
+    need = {"conv_taps_kernel": 2 * act + w + lse,  # the forward, saving the softmax statistics
             "dynamic_backward_kernel": 3 * act + 2 * w + lse}  # reads x, grad_out, w, lse; writes both grads
     rows = []
     for e in prof.key_averages():
@@ -218,8 +218,6 @@ def body_times(B: int, dtype, Ks=(3, 31)) -> list:
 def config_label(kernel: str, index: int) -> str:
     from lightconv_kernels.conv import triton_backward, triton_conv
 
-    if kernel == "row_lse_kernel":
-        return "(not autotuned)"
     configs = triton_conv.CONV_CONFIGS if kernel.startswith("conv") else triton_backward.BACKWARD_CONFIGS
     cfg = configs[index % len(configs)]
     return " ".join(f"{k}={v}" for k, v in cfg.kwargs.items()) + f" w{cfg.num_warps}"
@@ -250,8 +248,9 @@ def breakdown_markdown(host, kernels, peak_bps: float, bodies=()) -> str:
           bc.markdown_table(["what", "host us per call"], [[n, f"{us:.0f}"] for n, us in host])]
     if kernels:
         md += ["\n### GPU time per kernel, dynamic_conv forward+backward, T=8192 (torch.profiler)\n",
-               "Bytes: what the kernel must read and write at least. The forward is conv_taps; the backward "
-               "is row_lse (the softmax statistics) and dynamic_backward (both gradients in one pass).\n",
+               "Bytes: what the kernel must read and write at least. The forward is conv_taps (which also "
+               "saves the softmax statistics of every weight row); the backward is dynamic_backward (both "
+               "gradients in one pass).\n",
                bc.markdown_table(["K", "kernel", "GPU us per forward+backward", "bytes", "GB/s", "% peak"],
                                  [[K, n, f"{us:.0f}", f"{b / 1e6:.0f} MB", f"{gbps:.0f}",
                                    f"{100 * gbps * 1e9 / peak_bps:.0f}"] for K, (n, us, b, gbps) in kernels])]

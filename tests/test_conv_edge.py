@@ -112,9 +112,9 @@ def test_dropconnect_after_the_edge_rule(backend, monkeypatch, op, edge):
     calls = []
     forward = impl.forward
 
-    def spy(x_, w_, pad, softmax, dropout_p, seed):
+    def spy(x_, w_, pad, softmax, dropout_p, seed, save_stats):
         calls.append((tuple(w_.shape), seed))
-        return forward(x_, w_, pad, softmax, dropout_p, seed)
+        return forward(x_, w_, pad, softmax, dropout_p, seed, save_stats)
 
     monkeypatch.setattr(impl, "forward", spy)
     got = _ours(op, x, w, g, padding_l, edge=edge, weight_dropout=p, training=True)

@@ -109,9 +109,9 @@ def _run_kernels(monkeypatch, op: str, case: Case, x, w, g):
     seeds = []
     forward = triton_impl.forward
 
-    def spy(x_, w_, padding_l, weight_softmax, dropout_p, seed):
+    def spy(x_, w_, padding_l, weight_softmax, dropout_p, seed, save_stats):
         seeds.append(seed)
-        return forward(x_, w_, padding_l, weight_softmax, dropout_p, seed)
+        return forward(x_, w_, padding_l, weight_softmax, dropout_p, seed, save_stats)
 
     monkeypatch.setattr(triton_impl, "forward", spy)
     x = x.clone().requires_grad_()
@@ -326,13 +326,48 @@ def test_host_helpers_match_triton():
             assert triton_common.cdiv(n, d) == triton.cdiv(n, d), (n, d)
 
 
+@pytest.mark.parametrize("config", range(len(triton_conv.CONV_CONFIGS)), ids=lambda i: f"config{i}")
 @pytest.mark.parametrize("K", [1, 5, 64])
-def test_row_lse_kernel_matches_float64(K):
-    """The softmax statistics the fused dynamic backward reads for its neighbours' rows:
-    several programs (rows beyond BLOCK_ROWS) and, at K = 64, two BLOCK_K chunks."""
-    rows = 3 * triton_backward.lse_blocks(K)["BLOCK_ROWS"] + 5
-    w = torch.randn(rows, K, generator=torch.Generator().manual_seed(K)).to(DEVICE) * 4
-    lse = _poisoned((rows,), torch.float32, DEVICE)
-    triton_backward.row_lse_kernel[triton_backward.lse_grid](w, lse, rows, K)
-    ref = torch.logsumexp(w.double(), dim=-1)
-    assert _rel_error(lse, ref) <= FP32_TOL
+def test_forward_saves_the_softmax_statistics_of_every_row(monkeypatch, K, config):
+    """The log-sum-exp of each dynamic weight row, which the fused backward reads for its
+    neighbours' rows, written by the forward: several tiles of positions and heads, and
+    R = 80 so that two channel blocks of the same heads share the rows (one writes them)."""
+    monkeypatch.setattr(triton_common, "FORCE_CONFIG", config)
+    B, T, H, R = 2, 70, 3, 80
+    gen = torch.Generator().manual_seed(K)
+    x = torch.randn(B, T, H * R, generator=gen).to(DEVICE)
+    w = (4 * torch.randn(B, T, H, K, generator=gen)).to(DEVICE)
+    out, stats = triton_impl.forward(x, w, K // 2, True, 0.0, None, True)
+    assert stats.shape == (B, T, H) and stats.dtype == torch.float32
+    assert _rel_error(stats, torch.logsumexp(w.double(), dim=-1)) <= FP32_TOL
+    assert _rel_error(out, conv_loop(x.double(), normalized_taps(w.double(), True, None, 0.0), K // 2)) <= FP32_TOL
+
+
+@pytest.mark.parametrize("op", ["light", "dynamic"])
+@pytest.mark.parametrize("softmax", [True, False])
+def test_statistics_are_saved_only_for_a_dynamic_softmax_that_needs_a_backward(monkeypatch, op, softmax):
+    case = Case(2, 9, 12, 3, 5, "centre", softmax=softmax)
+    x, w, _ = _inputs(op, case, torch.float32)
+    saved = []
+    forward = triton_impl.forward
+
+    def spy(*args):
+        out, stats = forward(*args)
+        saved.append(stats)
+        return out, stats
+
+    monkeypatch.setattr(triton_impl, "forward", spy)
+    with torch.no_grad():
+        OPS[op](x, w, case.padding_l, weight_softmax=softmax)
+    OPS[op](x, w, case.padding_l, weight_softmax=softmax)  # nothing requires a gradient
+    OPS[op](x.requires_grad_(), w, case.padding_l, weight_softmax=softmax)
+    assert saved[:2] == [None, None]
+    assert (saved[2] is not None) == (op == "dynamic" and softmax)
+
+
+def test_dynamic_softmax_backward_without_statistics_fails_before_any_launch(monkeypatch):
+    monkeypatch.setattr(triton_impl, "launch", lambda *a, **k: pytest.fail("launched"))
+    x, w, g = _inputs("dynamic", Case(2, 6, 12, 3, 5, "centre"), torch.float32)
+    for stats in (None, torch.empty(0), torch.empty(2, 6, 4)):
+        with pytest.raises(ValueError, match=r"stats of shape .*\(B, T, H\) = \(2, 6, 3\)"):
+            triton_impl.backward(g, x, w, 2, True, 0.0, None, stats)

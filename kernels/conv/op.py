@@ -22,6 +22,8 @@ def _impl(x: torch.Tensor):
     return backend.implementation(x, __package__)
 
 
+# Custom ops cannot return None: an implementation that saves no statistics
+# for its backward gives an empty placeholder in their slot.
 @torch.library.custom_op("lightconv_kernels::conv", mutates_args=())
 def _conv(
     x: torch.Tensor,
@@ -30,13 +32,16 @@ def _conv(
     weight_softmax: bool,
     dropout_p: float,
     seed: Optional[torch.Tensor],
-) -> torch.Tensor:
-    return _impl(x).forward(x, weight, padding_l, weight_softmax, dropout_p, seed)
+    save_stats: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    out, stats = _impl(x).forward(x, weight, padding_l, weight_softmax, dropout_p, seed, save_stats)
+    return out, x.new_empty(0, dtype=torch.float32) if stats is None else stats
 
 
 @_conv.register_fake
-def _(x, weight, padding_l, weight_softmax, dropout_p, seed):
-    return torch.empty_like(x)
+def _(x, weight, padding_l, weight_softmax, dropout_p, seed, save_stats):
+    shape = _impl(x).stats_shape(x, weight, weight_softmax, save_stats)
+    return torch.empty_like(x), x.new_empty(shape or (0,), dtype=torch.float32)
 
 
 @torch.library.custom_op("lightconv_kernels::conv_backward", mutates_args=())
@@ -48,25 +53,26 @@ def _conv_backward(
     weight_softmax: bool,
     dropout_p: float,
     seed: Optional[torch.Tensor],
+    stats: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    return _impl(x).backward(grad_out, x, weight, padding_l, weight_softmax, dropout_p, seed)
+    return _impl(x).backward(grad_out, x, weight, padding_l, weight_softmax, dropout_p, seed, stats)
 
 
 @_conv_backward.register_fake
-def _(grad_out, x, weight, padding_l, weight_softmax, dropout_p, seed):
+def _(grad_out, x, weight, padding_l, weight_softmax, dropout_p, seed, stats):
     return torch.empty_like(x), torch.empty_like(weight)
 
 
 def _setup_context(ctx, inputs, output):
-    x, weight, padding_l, weight_softmax, dropout_p, seed = inputs
-    ctx.save_for_backward(x, weight, seed)
+    x, weight, padding_l, weight_softmax, dropout_p, seed, _ = inputs
+    ctx.save_for_backward(x, weight, seed, output[1])
     ctx.config = (padding_l, weight_softmax, dropout_p)
 
 
-def _backward(ctx, grad_out):
-    x, weight, seed = ctx.saved_tensors
-    grad_x, grad_w = _conv_backward(grad_out.contiguous(), x, weight, *ctx.config, seed)
-    return grad_x, grad_w, None, None, None, None
+def _backward(ctx, grad_out, _grad_stats):
+    x, weight, seed, stats = ctx.saved_tensors
+    grad_x, grad_w = _conv_backward(grad_out.contiguous(), x, weight, *ctx.config, seed, stats)
+    return grad_x, grad_w, None, None, None, None, None
 
 
 _conv.register_autograd(_backward, setup_context=_setup_context)
@@ -78,20 +84,23 @@ class _EagerConv(torch.autograd.Function):
     decides the speed of short sequences). torch.compile traces ``_conv``."""
 
     @staticmethod
-    def forward(ctx, x, weight, padding_l, weight_softmax, dropout_p, seed):
-        _setup_context(ctx, (x, weight, padding_l, weight_softmax, dropout_p, seed), None)
-        return _impl(x).forward(x, weight, padding_l, weight_softmax, dropout_p, seed)
+    def forward(ctx, x, weight, padding_l, weight_softmax, dropout_p, seed, save_stats):
+        out, stats = _impl(x).forward(x, weight, padding_l, weight_softmax, dropout_p, seed, save_stats)
+        _setup_context(ctx, (x, weight, padding_l, weight_softmax, dropout_p, seed, save_stats), (out, stats))
+        return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, weight, seed = ctx.saved_tensors
-        grad_x, grad_w = _impl(x).backward(grad_out.contiguous(), x, weight, *ctx.config, seed)
-        return grad_x, grad_w, None, None, None, None
+        x, weight, seed, stats = ctx.saved_tensors
+        grad_x, grad_w = _impl(x).backward(grad_out.contiguous(), x, weight, *ctx.config, seed, stats)
+        return grad_x, grad_w, None, None, None, None, None
 
 
 def _run(x, weight, padding_l, weight_softmax, dropout_p, seed):
-    op = _conv if torch.compiler.is_compiling() else _EagerConv.apply
-    return op(x.contiguous(), weight.contiguous(), padding_l, weight_softmax, dropout_p, seed)
+    # Only a forward whose backward can run keeps the statistics the backward reads.
+    save_stats = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+    args = (x.contiguous(), weight.contiguous(), padding_l, weight_softmax, dropout_p, seed, save_stats)
+    return _conv(*args)[0] if torch.compiler.is_compiling() else _EagerConv.apply(*args)
 
 
 def _check_common(x, padding_l, K, weight_softmax, weight_dropout, training, edge, valid):

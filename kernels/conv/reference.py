@@ -160,7 +160,13 @@ class _Plan:
         grad_x[:, a:b].view(B, b - a, H, R).add_(buf[:, :, a - lo : b - lo].permute(0, 2, 1, 3))
 
 
-def forward(x, weight, padding_l: int, weight_softmax: bool, dropout_p: float, seed):
+def stats_shape(x, weight, weight_softmax: bool, save_stats: bool):
+    """None: :func:`forward` saves no statistics on this path."""
+    return None
+
+
+def forward(x, weight, padding_l: int, weight_softmax: bool, dropout_p: float, seed, save_stats: bool):
+    """(out, None): this path saves nothing for its backward, which recomputes each group's taps."""
     plan = _Plan(x.shape, *weight.shape[-2:], padding_l)
     taps = _Taps(weight, weight_softmax, dropout_p, seed)
     shared = plan.band(taps.taps(0, plan.T)[0]) if weight.dim() == 2 else None
@@ -169,10 +175,11 @@ def forward(x, weight, padding_l: int, weight_softmax: bool, dropout_p: float, s
         band = shared if shared is not None else plan.band(taps.taps(*plan.positions(c0, c1))[0], c0, c1)
         windows, (s0, s1) = plan.windows(x, c0, c1)
         plan.store(out, band[..., s0:s1] @ windows, c0, c1)
-    return out
+    return out, None
 
 
-def backward(grad_out, x, weight, padding_l: int, weight_softmax: bool, dropout_p: float, seed):
+def backward(grad_out, x, weight, padding_l: int, weight_softmax: bool, dropout_p: float, seed, stats):
+    """(grad_x, grad_w); ``stats`` is what :func:`forward` returned (None), unused."""
     plan = _Plan(x.shape, *weight.shape[-2:], padding_l)
     taps = _Taps(weight, weight_softmax, dropout_p, seed)
     dynamic = weight.dim() == 4

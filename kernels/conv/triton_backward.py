@@ -5,9 +5,9 @@
   of :mod:`.triton_grad_w`) and their grad_x (the transposed sweep of
   :mod:`.triton_conv`, one BLOCK_R chunk of the head at a time); the second
   read of grad_out comes from cache. grad_x needs the softmax statistics of
-  source rows owned by neighbouring programs, so ``row_lse_kernel`` first
-  writes the log-sum-exp of every weight row (one float per position and
-  head, about 1% of the traffic at K = 3).
+  source rows owned by neighbouring programs, so it reads the log-sum-exp of
+  every weight row that the forward kernel saved (one float per position and
+  head).
 * ``light_backward_kernel``: two programs per LIGHT_SPLIT positions of one
   head, adjacent in launch order so that they run together and grad_out
   comes from DRAM once: one writes float32 partial sums of the tap products
@@ -39,7 +39,7 @@ import triton.language as tl
 from ..triton_common import cdiv, next_pow2
 from .triton_band import band_conv, keep_requested_body
 from .triton_conv import row_logsumexp_by_tap, taps_conv
-from .triton_grad_w import band_grad_w, row_logsumexp, tap_dots, taps_grad_w
+from .triton_grad_w import band_grad_w, tap_dots, taps_grad_w
 
 BACKWARD_CONFIGS = [
     triton.Config({"TILE": 4096, "MAX_BLOCK_R": 32, "BAND": 0}, num_warps=4, num_stages=2),
@@ -91,26 +91,6 @@ def dynamic_heuristics(a):
 
 def light_heuristics(a):
     return light_blocks(*_config(a), a["SPLIT"])
-
-
-@functools.lru_cache(maxsize=None)
-def lse_blocks(K: int) -> dict:
-    block_k = min(next_pow2(K), 32)
-    return {"BLOCK_K": block_k, "BLOCK_ROWS": max(16, 2048 // block_k)}
-
-
-def lse_grid(meta):
-    return (cdiv(meta["ROWS"], meta["BLOCK_ROWS"]),)
-
-
-@triton.heuristics({n: (lambda a, n=n: lse_blocks(a["K"])[n]) for n in ("BLOCK_K", "BLOCK_ROWS")})
-@triton.jit
-def row_lse_kernel(w_ptr, lse_ptr, ROWS, K, BLOCK_ROWS: tl.constexpr, BLOCK_K: tl.constexpr):
-    """lse[row] = log(sum_k exp(logit[row, k])) for the ROWS = B * T * H weight rows."""
-    rows = tl.program_id(0).to(tl.int64) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
-    ok = rows < ROWS
-    lse = row_logsumexp(w_ptr, rows[:, None], ok[:, None], K, BLOCK_K)
-    tl.store(lse_ptr + rows, tl.reshape(lse, (BLOCK_ROWS,)), mask=ok)
 
 
 @triton.jit
@@ -168,7 +148,7 @@ def dynamic_backward_kernel(
     x_ptr,  # (B, T, C)
     g_ptr,  # (B, T, C) grad_out
     w_ptr,  # (B, T, H, K) logits (or taps without SOFTMAX)
-    lse_ptr,  # (B, T, H) float32 from row_lse_kernel; read only with SOFTMAX
+    lse_ptr,  # (B, T, H) float32 saved by the forward kernel (STATS); read only with SOFTMAX
     seed_ptr,  # (1,) int64; read only with DROPOUT
     gx_ptr,  # (B, T, C) grad_x, dtype of x
     gw_ptr,  # (B, T, H, K) gradient of the logits, dtype of the weight

@@ -19,7 +19,10 @@ grad_x inside the fused backward kernels of :mod:`.triton_backward`:
 ``grad_x[j] = sum_k w[j - k + pad, k] * grad_out[j - k + pad]``, the same sweep
 with the shift reversed and the (dynamic) weight taken at the source row,
 whose softmax statistics then come from ``lse_tile`` (one float per position
-and head, written by ``row_lse_kernel``) so that no tap is normalised K times.
+and head) so that no tap is normalised K times. The forward kernel writes
+those statistics when the caller will need a backward (``STATS``): it has
+them anyway, and the backward would otherwise read every weight row once
+more, in a kernel launch of its own, to compute them again.
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ def conv_taps_kernel(
     w_ptr,  # (H, K) or (B, T, H, K) logits (or taps without SOFTMAX)
     seed_ptr,  # (1,) int64; read only with DROPOUT
     out_ptr,  # (B, T, C), dtype of the result
+    lse_ptr,  # (B, T, H) float32 log-sum-exp of every weight row; written only with STATS
     B,
     T,
     T_BUCKET,  # autotune key only: next power of two of T
@@ -119,6 +123,7 @@ def conv_taps_kernel(
     DYNAMIC: tl.constexpr,
     SOFTMAX: tl.constexpr,
     DROPOUT: tl.constexpr,
+    STATS: tl.constexpr,  # only with DYNAMIC and SOFTMAX
     BLOCK_T: tl.constexpr,
     BLOCK_C: tl.constexpr,
     BAND: tl.constexpr,
@@ -156,6 +161,10 @@ def conv_taps_kernel(
     lse = tl.zeros(own_rows.shape, tl.float32)
     if SOFTMAX:
         lse = row_logsumexp_by_tap(w_tile, own_rows, own_ok, K)
+    if STATS:
+        # The programs of the heads' other channel blocks hold the same values.
+        first_of_heads = pid_c % blocks_r == 0
+        tl.store(lse_ptr + w_first + own_rows, lse, mask=own_ok & first_of_heads)
     seed = 0
     if DROPOUT:
         seed = tl.load(seed_ptr)

@@ -34,27 +34,6 @@ from .triton_band import band_grad_dots, band_window
 
 
 @triton.jit
-def row_logsumexp(w_rows_ptr, rows, row_mask, K, BLOCK_K: tl.constexpr):
-    """log(sum_k exp(logit[row, k])) for a 2-D block of weight rows, K in chunks."""
-    m = tl.full(rows.shape, float("-inf"), tl.float32)
-    s = tl.zeros(rows.shape, tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        kk = k0 + tl.arange(0, BLOCK_K)
-        k_ok = kk < K
-        logits = tl.load(
-            w_rows_ptr + rows[:, :, None] * K + kk[None, None, :],
-            mask=row_mask[:, :, None] & k_ok[None, None, :],
-            other=0.0,
-        ).to(tl.float32)
-        # Padding taps are -inf; rows outside the tensor read 0 so stay finite.
-        logits = tl.where(k_ok[None, None, :], logits, float("-inf"))
-        m_new = tl.maximum(m, tl.max(logits, axis=2))
-        s = s * tl.exp(m - m_new) + tl.sum(tl.exp(logits - m_new[:, :, None]), axis=2)
-        m = m_new
-    return m + tl.log(s)
-
-
-@triton.jit
 def tap_dots(
     x_tile, g_tile, t, t0, t_end, T, C, h, R, K, k0, padding_l, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr
 ):

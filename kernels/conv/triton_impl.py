@@ -5,11 +5,13 @@ allocate and launch (nothing reads tensor values on the host, so there is no
 device synchronisation); the kernels live in :mod:`.triton_conv`,
 :mod:`.triton_grad_w` and :mod:`.triton_backward`.
 
-Launch sequence of ``backward``:
+Launch sequence:
 
-* dynamic: ``row_lse_kernel`` (the softmax statistics of every weight row;
-  only with the softmax), then ``dynamic_backward_kernel`` for both gradients;
-* lightweight: ``light_backward_kernel`` (grad_x, and partial sums of the
+* ``forward``: ``conv_taps_kernel``; for a dynamic softmax whose backward
+  will run (``save_stats``) it also writes the softmax statistics of every
+  weight row, which ``backward`` takes back as ``stats``;
+* ``backward``, dynamic: ``dynamic_backward_kernel`` for both gradients;
+* ``backward``, lightweight: ``light_backward_kernel`` (grad_x, and partial sums of the
   weight gradient), then ``light_grad_w_reduce_kernel`` to add them up.
 """
 
@@ -26,7 +28,7 @@ from . import triton_backward as tb
 from . import triton_conv as tc
 from . import triton_grad_w as tg
 
-__all__ = ["forward", "backward", "dropconnect_keep_mask", "kernel_specs", "empty"]
+__all__ = ["forward", "backward", "stats_shape", "dropconnect_keep_mask", "kernel_specs", "empty"]
 
 
 def empty(shape, dtype, device) -> torch.Tensor:
@@ -58,35 +60,48 @@ def _on_device(t: torch.Tensor):
     return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
 
 
-def forward(x, weight, padding_l: int, weight_softmax: bool, dropout_p: float, seed):
+def stats_shape(x, weight, weight_softmax: bool, save_stats: bool):
+    """Shape of the statistics :func:`forward` returns: the log-sum-exp of every
+    weight row of a dynamic softmax, (B, T, H), when asked to save them; else None."""
+    if save_stats and weight.dim() == 4 and weight_softmax:
+        return (*x.shape[:2], weight.shape[2])
+    return None
+
+
+def forward(x, weight, padding_l: int, weight_softmax: bool, dropout_p: float, seed, save_stats: bool):
     backend.conv_body()  # a bad LIGHTCONV_CONV_BODY fails here, before any launch
     B, T, C, H, R, K = _dims(x, weight)
     seed_t, p, scale, drop = _dropout(weight, dropout_p, seed)
     out = empty(x.shape, x.dtype, x.device)
+    shape = stats_shape(x, weight, weight_softmax, save_stats)
+    stats = None if shape is None else empty(shape, torch.float32, x.device)
     with _on_device(x):
         launch(
             tc.conv_taps_kernel, tc.conv_grid,
-            x, weight, seed_t, out, B, T, _bucket(T), C, H, R, K, padding_l, p, scale,
-            DYNAMIC=weight.dim() == 4, SOFTMAX=weight_softmax, DROPOUT=drop,
+            x, weight, seed_t, out, out if stats is None else stats,  # out: a placeholder pointer
+            B, T, _bucket(T), C, H, R, K, padding_l, p, scale,
+            DYNAMIC=weight.dim() == 4, SOFTMAX=weight_softmax, DROPOUT=drop, STATS=stats is not None,
         )  # fmt: skip
-    return out
+    return out, stats
 
 
-def backward(grad_out, x, weight, padding_l: int, weight_softmax: bool, dropout_p: float, seed):
+def backward(grad_out, x, weight, padding_l: int, weight_softmax: bool, dropout_p: float, seed, stats):
     B, T, C, H, R, K = _dims(x, weight)
+    got, need = None if stats is None else tuple(stats.shape), stats_shape(x, weight, weight_softmax, True)
+    if need is not None and got != need:
+        raise ValueError(
+            f"stats of shape {got}: the backward of a dynamic softmax needs the (B, T, H) = {need} "
+            "statistics that forward(..., save_stats=True) returns"
+        )
     seed_t, p, scale, drop = _dropout(weight, dropout_p, seed)
     grad_w = empty(weight.shape, weight.dtype, weight.device)
     grad_x = empty(x.shape, x.dtype, x.device)
     with _on_device(x):
         if weight.dim() == 4:
-            lse = weight  # placeholder pointer without the softmax
-            if weight_softmax:
-                lse = empty((B, T, H), torch.float32, x.device)
-                tb.row_lse_kernel[tb.lse_grid](weight, lse, B * T * H, K)
             launch(
                 tb.dynamic_backward_kernel, tb.backward_grid,
-                x, grad_out, weight, lse, seed_t, grad_x, grad_w, B, T, _bucket(T), C, H, R, K, padding_l, p, scale,
-                SOFTMAX=weight_softmax, DROPOUT=drop,
+                x, grad_out, weight, stats if weight_softmax else weight, seed_t, grad_x, grad_w,
+                B, T, _bucket(T), C, H, R, K, padding_l, p, scale, SOFTMAX=weight_softmax, DROPOUT=drop,
             )  # fmt: skip
             return grad_x, grad_w
         split = tb.LIGHT_SPLIT
@@ -113,17 +128,17 @@ _SHAPE = {"B": 8, "T": 4096, "H": 16, "R": 64, "K": 31}
 
 def _conv_specs(dtype: str, ptr: str):
     fn = tc.conv_taps_kernel.fn.fn
-    types = {"x_ptr": ptr, "w_ptr": ptr, "seed_ptr": "*i64", "out_ptr": ptr, "dropout_p": "fp32",
-             "keep_scale": "fp32"}  # fmt: skip
+    types = {"x_ptr": ptr, "w_ptr": ptr, "seed_ptr": "*i64", "out_ptr": ptr, "lse_ptr": "*fp32",
+             "dropout_p": "fp32", "keep_scale": "fp32"}  # fmt: skip
     specs = []
     for dynamic in (False, True):
         for cfg in tc.CONV_CONFIGS:
             derived = tc.conv_heuristics({**_SHAPE, **cfg.kwargs})
             specs.append(make_spec(
                 f"conv_taps[{'dynamic' if dynamic else 'light'}]", fn, types,
-                {"DYNAMIC": dynamic, "SOFTMAX": True, "DROPOUT": True, **cfg.kwargs, **derived},
+                {"DYNAMIC": dynamic, "SOFTMAX": True, "DROPOUT": True, "STATS": dynamic, **cfg.kwargs, **derived},
                 num_warps=cfg.num_warps, num_stages=cfg.num_stages, vector_loads=("x_ptr",),
-                aligned=("x_ptr", "w_ptr", "out_ptr", "C", "H", "R"), config=config_text(cfg, derived), dtype=dtype,
+                aligned=("x_ptr", "w_ptr", "out_ptr", "lse_ptr", "C", "H", "R"), config=config_text(cfg, derived), dtype=dtype,
             ))  # fmt: skip
     return specs
 
@@ -157,12 +172,7 @@ def _backward_specs(dtype: str, ptr: str):
             aligned=("x_ptr", "g_ptr", "w_ptr", "gx_ptr", "part_ptr", "C", "H", "R"),
             config=config_text(cfg, derived), **_tuned(cfg, dtype),
         ))  # fmt: skip
-    plain = dict(num_warps=4, num_stages=3, dtype=dtype)  # the two kernels without autotuning
-    derived = tb.lse_blocks(_SHAPE["K"])
-    specs.append(make_spec(
-        "row_lse", tb.row_lse_kernel.fn, {"w_ptr": ptr, "lse_ptr": "*fp32"}, derived,
-        aligned=("w_ptr", "lse_ptr"), config=_plain_config(derived), **plain,
-    ))  # fmt: skip
+    plain = dict(num_warps=4, num_stages=3, dtype=dtype)  # the kernel without autotuning
     derived = tg.light_reduce_heuristics(_SHAPE)
     specs.append(make_spec(
         "light_grad_w_reduce", tg.light_grad_w_reduce_kernel.fn,
