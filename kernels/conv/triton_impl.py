@@ -11,8 +11,9 @@ Launch sequence:
   will run (``save_stats``) it also writes the softmax statistics of every
   weight row, which ``backward`` takes back as ``stats``;
 * ``backward``, dynamic: ``dynamic_backward_kernel`` for both gradients;
-* ``backward``, lightweight: ``light_backward_kernel`` (grad_x, and partial sums of the
-  weight gradient), then ``light_grad_w_reduce_kernel`` to add them up.
+* ``backward``, lightweight: ``light_backward_kernel`` (grad_x, and partial
+  sums of the weight gradient), then ``light_grad_w_reduce_kernel`` to add
+  them up.
 """
 
 from __future__ import annotations
