@@ -188,15 +188,34 @@ def test_missing_triton_is_one_clear_error(monkeypatch):
 
 @pytest.mark.parametrize("group_bytes", [1, 4 << 20], ids=["one-chunk-groups", "one-group"])
 @pytest.mark.parametrize("dynamic", [False, True], ids=["lightweight", "dynamic"])
-@pytest.mark.parametrize("shape", [(2, 37, 12, 3, 5, 2), (1, 29, 8, 4, 7, 6), (2, 23, 6, 2, 4, 0)],
-                         ids=["K5-centred", "K7-causal", "K4-left0"])
+@pytest.mark.parametrize("shape", [(2, 37, 12, 3, 5, 2), (1, 29, 8, 4, 7, 6), (2, 23, 6, 2, 4, 0),
+                                   (1, 41, 8, 2, 9, 4)],
+                         ids=["K5-centred", "K7-causal", "K4-left0", "K9-chunk-is-K-1"])
 def test_many_chunks_and_groups(shape, dynamic, group_bytes, monkeypatch):
     """Short chunks, either each in its own group (the cropped single-chunk path at
-    every boundary) or all in one group (the overlap-add path across chunks)."""
+    every boundary) or all in one group (the overlap-add path across chunks). At
+    K = 9 a chunk is K - 1 long, the least the overlap-add allows."""
     monkeypatch.setattr(reference, "CHUNK", 4)
     monkeypatch.setattr(reference, "GROUP_BYTES", group_bytes)
     B, T, C, H, K, padding_l = shape
+    assert -(-T // reference._Plan((B, T, C), H, K, padding_l).L) >= 3
     x, w = _inputs(B, T, C, H, K, dynamic)
     out = (dynamic_conv if dynamic else lightweight_conv)(x, w, padding_l)
     ref, x64, w64 = _loop(x, w, padding_l, True)
     assert_fp32_matches(out, ref, x, w, x64, w64)
+
+
+@pytest.mark.parametrize("dynamic", [False, True], ids=["lightweight", "dynamic"])
+@pytest.mark.parametrize("K", [3, 31], ids=["K3", "K31"])
+def test_one_chunk_up_to_twice_the_chunk_length_then_many(K, dynamic):
+    """At the default sizes: a sequence of 2L positions is one chunk, one more
+    position makes several; both paths agree with the loop there."""
+    L = reference._Plan((1, 10**4, 8), 2, K, K // 2).L
+    assert L >= max(K - 1, reference.CHUNK) and L % 8 == 0
+    for T, chunks in ((2 * L, 1), (2 * L + 1, 3)):
+        plan = reference._Plan((2, T, 8), 2, K, K // 2)
+        assert -(-T // plan.L) == chunks
+        x, w = _inputs(2, T, 8, 2, K, dynamic)
+        out = (dynamic_conv if dynamic else lightweight_conv)(x, w, K // 2)
+        ref, x64, w64 = _loop(x, w, K // 2, True)
+        assert_fp32_matches(out, ref, x, w, x64, w64)
