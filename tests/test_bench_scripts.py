@@ -80,6 +80,29 @@ def test_bench_layers_smoke(tmp_path):
     assert (tmp_path / "layers.png").stat().st_size > 0
 
 
+def test_bench_conv_chunk_smoke(tmp_path):
+    """Every candidate floor, the default added, has a row per op, shape and K, its
+    chunk length at least K - 1 (or one chunk), and the default's ratio is 1."""
+    from lightconv_kernels.conv import reference
+
+    rc, log = _run("bench_conv_chunk.py", "--threads", "1", "--out", tmp_path, "--shapes", "2x40", "1x9",
+                   "--K", 3, 9, "--chunks", 8, "--rounds", 1)
+    assert rc == 0, log
+    rows = bc.read_csv(tmp_path / "chunk.csv")
+    chunks = sorted({8, reference.CHUNK})
+    got = {(r["op"], int(r["B"]), int(r["T"]), int(r["K"]), int(r["chunk"])) for r in rows}
+    assert got == {(op, B, T, K, c) for op in ("lightweight", "dynamic") for B, T in ((2, 40), (1, 9))
+                   for K in (3, 9) for c in chunks}
+    for r in rows:
+        _finite(r, "forward_ms", "fwd_bwd_ms", "forward_vs_default", "fwd_bwd_vs_default")
+        assert int(r["L"]) >= min(int(r["K"]) - 1, int(r["T"]))
+        if int(r["chunk"]) == reference.CHUNK:
+            assert float(r["forward_vs_default"]) == float(r["fwd_bwd_vs_default"]) == 1.0
+    assert "nan" not in (tmp_path / "chunk.md").read_text().lower()
+    rc, log = _run("bench_conv_chunk.py", "--shapes", "4")
+    assert rc == 2 and "--shapes: '4' is not BxT" in log
+
+
 @SHARES_MODELS_OUT
 def test_bench_models_smoke(models_out):
     train = bc.read_csv(models_out / "train.csv")

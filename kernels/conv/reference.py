@@ -31,6 +31,7 @@ import torch.nn.functional as F
 # The shortest chunk. Against the former 64, on 2 cores at B 4, T 8192, C 512,
 # 8 heads, K 3 to 31: DynamicConv's forward 9-25% and backward 4-36% faster,
 # LightConv's 26-41% and 16-51%. A floor of 8 was no faster than 16.
+# scripts/bench_conv_chunk.py measures the candidates on another machine.
 CHUNK = 16
 GROUP_BYTES = 4 << 20  # the largest float32 temporary of one group of chunks
 
