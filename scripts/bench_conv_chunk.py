@@ -79,10 +79,12 @@ def sweep(op: str, B: int, T: int, K: int, chunks, rounds: int) -> list:
     times = {c: ([], []) for c in chunks}
     lengths = {}
     try:
+        for c in chunks:
+            reference.CHUNK = c
+            lengths[c] = reference._Plan(x.shape, H, K, pad).L
         for r in range(rounds + 1):  # round 0 warms each candidate up, untimed
             for c in chunks:
                 reference.CHUNK = c
-                lengths[c] = reference._Plan(x.shape, H, K, pad).L
                 f, fb = _once(forward), _once(forward_backward)
                 if r:
                     times[c][0].append(f * 1e3)

@@ -12,7 +12,8 @@ small band matrix, band[t, t + k] = w[t, k], of shape (L, W). A batched matmul
 chunk, never T x T, so memory stays linear in T; the matmul does W / K times
 the minimal arithmetic, which a BLAS call repays many times over compared
 with K broadcast multiply-adds. That waste is why chunks are short: L is
-K - 1, or CHUNK where that is more (see ``_Plan``).
+K - 1 rounded up to a multiple of 8, or CHUNK where that is more, and a
+sequence up to 2L long is one chunk (see ``_Plan``).
 
 Everything, the softmax of the taps included, runs one group of chunks at a
 time, so that each temporary stays a few MB and only the op's own outputs are
